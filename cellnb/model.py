@@ -1,0 +1,232 @@
+"""The decoder: a SIREN MLP f(code, c0, c1, c2, t) -> SDF, in the official layout.
+
+Architecture (Wiesner et al. 2022, Sec. 2, after DeepSDF's decoder with sine
+activations): the input is ``cat(code, xyzt)``.  A layer listed in
+``latent_in`` receives ``cat(h, input)``; with ``xyz_in_all`` every other layer
+after the first receives ``cat(h, xyzt)``.  Hence the layer before a
+``latent_in`` layer outputs ``dims[l+1] - dims[0]`` units and, with
+``xyz_in_all``, every other layer but the last outputs ``dims[l+1] - 4``.
+Every layer but the last is followed by ``sin(omega * .)``; the output is
+optionally passed through ``tanh``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DecoderConfig", "PAPER", "QUICK", "SineLayer", "Decoder", "siren_init_"]
+
+N_COORDS = 4  # (c0, c1, c2, t)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Frozen description of a decoder; saved in every checkpoint.
+
+    Parameters
+    ----------
+    code_length : int
+        Length L of the latent code of a sequence.
+    dims : tuple of int
+        Widths of the hidden layers (the official ``NetworkSpecs.dims``).
+    latent_in : tuple of int
+        Indices of layers that receive the whole input ``cat(code, xyzt)`` again.
+    xyz_in_all : bool
+        Re-inject ``xyzt`` into every other layer after the first.
+    use_tanh : bool
+        Pass the output through ``tanh``.
+    omega : float
+        Sine frequency (SIREN's omega_0; 30 in the paper).
+    """
+
+    code_length: int = 192
+    dims: tuple[int, ...] = (128, 128, 128, 320, 128, 128, 320, 128, 128, 128)
+    latent_in: tuple[int, ...] = (4, 7)
+    xyz_in_all: bool = True
+    use_tanh: bool = False
+    omega: float = 30.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
+        object.__setattr__(self, "latent_in", tuple(int(i) for i in self.latent_in))
+        if self.code_length < 1:
+            raise ValueError(f"code_length must be at least 1, got {self.code_length}")
+        if not self.dims:
+            raise ValueError("dims must list at least one hidden layer width")
+        if self.omega <= 0:
+            raise ValueError(f"omega must be positive, got {self.omega}")
+        widths = self.layer_widths()
+        bad = [i for i in self.latent_in if not 0 < i < len(widths) - 1]
+        if bad:
+            raise ValueError(f"latent_in {bad} must be hidden layer indices between 1 and {len(self.dims)}")
+        for i, (_, out) in enumerate(self.layer_shapes()):
+            if out < 1:
+                raise ValueError(
+                    f"layer {i} would have {out} outputs: dims[{i}] is too small for the re-injected "
+                    f"input of width {widths[0]}; make it larger or drop it from latent_in"
+                )
+
+    def layer_widths(self) -> list[int]:
+        """``[code_length + 4, *dims, 1]``: the input width of every layer and the output width."""
+        return [self.code_length + N_COORDS, *self.dims, 1]
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(in_features, out_features)`` of every linear layer, in the official layout."""
+        widths = self.layer_widths()
+        last = len(widths) - 2
+        shapes = []
+        for layer in range(len(widths) - 1):
+            if layer + 1 in self.latent_in:
+                out = widths[layer + 1] - widths[0]
+            else:
+                out = widths[layer + 1]
+                if self.xyz_in_all and layer != last:
+                    out -= N_COORDS
+            shapes.append((widths[layer], out))
+        return shapes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dims"], d["latent_in"] = list(self.dims), list(self.latent_in)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecoderConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown decoder config keys {sorted(unknown)}; expected {sorted(known)}")
+        return cls(**d)
+
+
+# The published architecture (DESIGN.md): 216,137 parameters at code length 192.
+PAPER = DecoderConfig()
+# A narrower, shallower decoder that trains in minutes on a laptop CPU.
+QUICK = DecoderConfig(code_length=32, dims=(128, 128, 128, 128), latent_in=(2,), xyz_in_all=False)
+
+
+def siren_init_(linear: nn.Linear, *, omega: float, is_first: bool) -> nn.Linear:
+    """SIREN initialisation (Sitzmann et al. 2020, Sec. 3.2) of a linear layer, in place.
+
+    First layer: U(-1/n, 1/n); later layers: U(-sqrt(6/n)/omega, sqrt(6/n)/omega),
+    with n the input width, so pre-activations stay O(1) through sin(omega .).
+    """
+    n = linear.in_features
+    bound = 1.0 / n if is_first else math.sqrt(6.0 / n) / omega
+    with torch.no_grad():
+        linear.weight.uniform_(-bound, bound)
+    return linear
+
+
+class SineLayer(nn.Module):
+    """``sin(omega * (W x + b))`` with SIREN initialisation; owns its frequency."""
+
+    def __init__(self, in_features: int, out_features: int, *, omega: float = 30.0, is_first: bool = False):
+        super().__init__()
+        self.omega = float(omega)
+        self.linear = siren_init_(nn.Linear(in_features, out_features), omega=self.omega, is_first=is_first)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega * self.linear(x))
+
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        """The activation alone, for callers that computed ``W x + b`` in parts."""
+        return torch.sin(self.omega * pre)
+
+
+class Decoder(nn.Module):
+    """SDF decoder conditioned on a latent code (auto-decoder, no encoder).
+
+    Parameters
+    ----------
+    config : DecoderConfig
+    """
+
+    def __init__(self, config: DecoderConfig = PAPER):
+        super().__init__()
+        self.config = config
+        shapes = config.layer_shapes()
+        self.hidden = nn.ModuleList(
+            SineLayer(i, o, omega=config.omega, is_first=(k == 0)) for k, (i, o) in enumerate(shapes[:-1])
+        )
+        self.out = siren_init_(nn.Linear(*shapes[-1]), omega=config.omega, is_first=False)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def linears(self) -> list[nn.Linear]:
+        """The linear layers in official order (``lin0``, ``lin1``, ...)."""
+        return [layer.linear for layer in self.hidden] + [self.out]
+
+    def _finish(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(y) if self.config.use_tanh else y
+
+    def forward(self, codes: torch.Tensor, xyzt: torch.Tensor) -> torch.Tensor:
+        """Official call: one code per point.
+
+        Parameters
+        ----------
+        codes : Tensor, shape (N, L)
+        xyzt : Tensor, shape (N, 4)
+            Network coordinates ``(c0, c1, c2, t)`` in [-1, 1].
+
+        Returns
+        -------
+        sdf : Tensor, shape (N, 1)
+        """
+        inp = torch.cat([codes, xyzt], dim=1)
+        x = inp
+        last = len(self.hidden)
+        for k, linear in enumerate(self.linears()):
+            if k in self.config.latent_in:
+                x = torch.cat([x, inp], dim=1)
+            elif k != 0 and self.config.xyz_in_all:
+                x = torch.cat([x, xyzt], dim=1)
+            x = linear(x)
+            if k < last:
+                x = self.hidden[k].activate(x)
+        return self._finish(x)
+
+    def forward_grouped(self, codes: torch.Tensor, xyzt: torch.Tensor) -> torch.Tensor:
+        """Many points per code, computing each code's share of the layers once.
+
+        The first layer and every ``latent_in`` layer see the code through a
+        term ``W_code @ code`` that is the same for all points of a group; it
+        is computed once per group and added as a bias.  Same result as
+        :meth:`forward`, with the code's FLOPs removed from the per-point cost.
+
+        Parameters
+        ----------
+        codes : Tensor, shape (B, L)
+        xyzt : Tensor, shape (B, P, 4)
+
+        Returns
+        -------
+        sdf : Tensor, shape (B, P)
+        """
+        if xyzt.ndim != 3 or codes.ndim != 2 or xyzt.shape[0] != codes.shape[0] or xyzt.shape[2] != N_COORDS:
+            raise ValueError(
+                f"expected codes (B, L) and xyzt (B, P, 4), got {tuple(codes.shape)} and {tuple(xyzt.shape)}"
+            )
+        L = self.config.code_length
+        last = len(self.hidden)
+        x = xyzt
+        for k, linear in enumerate(self.linears()):
+            w, b = linear.weight, linear.bias
+            if k == 0 or k in self.config.latent_in:
+                h = w.shape[1] - L - N_COORDS  # width of the hidden part (0 for the first layer)
+                pre = F.linear(xyzt, w[:, h + L :]) + F.linear(codes, w[:, h : h + L], b)[:, None, :]
+                if h:
+                    pre = pre + F.linear(x, w[:, :h])
+            elif self.config.xyz_in_all:
+                h = w.shape[1] - N_COORDS
+                pre = F.linear(x, w[:, :h], b) + F.linear(xyzt, w[:, h:])
+            else:
+                pre = F.linear(x, w, b)
+            x = self.hidden[k].activate(pre) if k < last else pre
+        return self._finish(x).squeeze(-1)

@@ -1,0 +1,266 @@
+"""Masks <-> signed distance functions, grids and the coordinate conventions.
+
+Conventions (stated here once, used everywhere)
+-----------------------------------------------
+* A frame is a C-order array ``(Z, Y, X)``; a sequence is ``(T, Z, Y, X)``.
+  In general ``(D0, D1, D2)`` with ``D0`` the first array axis.
+* Network coordinates are ``(c0, c1, c2, t)``, each in [-1, 1]: ``c_i`` runs
+  along array axis ``i`` of the frame as ``linspace(-1, 1, D_i)``, and frame
+  ``k`` of ``T`` sits at ``t_k = linspace(-1, 1, T)[k]``.  This is the mapping
+  of the official implementation (Wiesner et al. 2022), so its files and
+  checkpoints stay interchangeable with ours.
+* SDF sign: negative inside, zero on the surface, positive outside.  A voxel
+  belongs to the mask iff its SDF is negative.
+* Official preprocessing: Euclidean distance transform inside and outside,
+  outside distance clamped (32 voxels at 256^3, scaled with the grid size),
+  then the whole sequence divided by its maximum absolute value, so values lie
+  in [-1, 1].  The divisor (``scale``, in voxels) is kept with the data so
+  distances can be recovered at physical scale: ``sdf * scale * spacing``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from cellnb.sequence import MaskSequence
+
+__all__ = [
+    "OFFICIAL_CLAMP_VOXELS",
+    "OFFICIAL_GRID_SIZE",
+    "default_clamp",
+    "grid_axes",
+    "grid_coords",
+    "time_coords",
+    "signed_distance",
+    "largest_component",
+    "sequence_to_sdf",
+    "sdf_to_mask",
+    "resample_to_cube",
+    "crop_to_cube",
+]
+
+OFFICIAL_CLAMP_VOXELS = 32.0  # outside clamp of the official preprocessing at 256^3
+OFFICIAL_GRID_SIZE = 256
+
+
+def default_clamp(size: int) -> float:
+    """Outside clamp in voxels for a cube of side ``size`` (32 at 256, scaled linearly)."""
+    return OFFICIAL_CLAMP_VOXELS * size / OFFICIAL_GRID_SIZE
+
+
+def _shape3(shape) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in np.broadcast_to(np.asarray(shape), (3,)))
+    if min(shape) < 2:
+        raise ValueError(f"grid shape needs at least 2 samples per axis, got {shape}")
+    return shape
+
+
+def grid_axes(shape) -> list[np.ndarray]:
+    """Coordinates of each axis of a frame grid: ``linspace(-1, 1, D_i)``.
+
+    Parameters
+    ----------
+    shape : int or tuple of 3 ints
+        Frame shape ``(D0, D1, D2)``; an int means a cube.
+    """
+    return [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in _shape3(shape)]
+
+
+def grid_coords(shape) -> np.ndarray:
+    """All voxel centres of a frame grid as network coordinates.
+
+    Returns
+    -------
+    coords : ndarray of float32, shape (D0 * D1 * D2, 3)
+        Rows in C order of the frame, columns ``(c0, c1, c2)``.
+    """
+    axes = np.meshgrid(*grid_axes(shape), indexing="ij")
+    return np.stack([a.ravel() for a in axes], axis=1)
+
+
+def time_coords(n_frames: int) -> np.ndarray:
+    """Network time of each of ``n_frames`` frames: ``linspace(-1, 1, T)`` (0 for one frame)."""
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be at least 1, got {n_frames}")
+    if n_frames == 1:
+        return np.zeros(1, dtype=np.float32)
+    return np.linspace(-1.0, 1.0, n_frames, dtype=np.float32)
+
+
+def signed_distance(mask: np.ndarray, *, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Signed Euclidean distance of a binary frame, in the units of ``spacing``.
+
+    The surface is put half a voxel from the voxel centres on either side, so
+    inside voxels have values <= -spacing/2, outside voxels >= +spacing/2, and
+    ``signed_distance(m) < 0`` gives back ``m`` exactly.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (D0, D1, D2)
+    spacing : tuple of 3 floats
+        Voxel size along each axis.
+
+    Returns
+    -------
+    sdf : ndarray of float32, shape (D0, D1, D2)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be one 3D frame (D0, D1, D2), got shape {mask.shape}")
+    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+    if not mask.any() or mask.all():
+        raise ValueError(
+            "mask has no surface (it is all background or all foreground); "
+            "an SDF needs both inside and outside voxels"
+        )
+    half = 0.5 * float(np.min(spacing))
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
+    return np.where(mask, -(inside - half), outside - half).astype(np.float32)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 26-connected component of a binary frame."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return np.asarray(mask, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (1 + int(np.argmax(sizes)))
+
+
+def sequence_to_sdf(
+    masks: np.ndarray, *, clamp: float | None = None, keep_largest: bool = False
+) -> tuple[np.ndarray, float]:
+    """Official preprocessing of a mask sequence into a normalised SDF.
+
+    Parameters
+    ----------
+    masks : ndarray of bool, shape (T, D0, D1, D2)
+        Isotropic frames (resample with :func:`crop_to_cube` first).
+    clamp : float, optional
+        Outside distance clamp in voxels; default :func:`default_clamp` of the
+        largest grid side.
+    keep_largest : bool
+        Keep only the largest connected component of each frame (the official
+        option; leave off for dividing cells, whose daughters are two components).
+
+    Returns
+    -------
+    sdf : ndarray of float32, shape (T, D0, D1, D2)
+        Values in [-1, 1], negative inside.
+    scale : float
+        Voxels per unit of ``sdf``: the distance in voxels is ``sdf * scale``.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 4:
+        raise ValueError(f"masks must have shape (T, D0, D1, D2), got {masks.shape}")
+    if clamp is None:
+        clamp = default_clamp(max(masks.shape[1:]))
+    if clamp <= 0:
+        raise ValueError(f"clamp must be a positive number of voxels, got {clamp}")
+    frames = []
+    for t, frame in enumerate(masks):
+        if keep_largest:
+            frame = largest_component(frame)
+        try:
+            frames.append(np.minimum(signed_distance(frame), clamp))
+        except ValueError as err:
+            raise ValueError(f"frame {t}: {err}") from None
+    sdf = np.stack(frames)
+    scale = float(np.max(np.abs(sdf)))
+    return (sdf / scale).astype(np.float32), scale
+
+
+def sdf_to_mask(sdf: np.ndarray, *, level: float = 0.0) -> np.ndarray:
+    """Foreground of an SDF of any shape: ``sdf < level``."""
+    return np.asarray(sdf) < level
+
+
+def resample_to_cube(
+    mask: np.ndarray,
+    *,
+    center,
+    side: float,
+    size: int,
+    spacing=(1.0, 1.0, 1.0),
+) -> np.ndarray:
+    """Resample a region of a binary frame into an isotropic cube.
+
+    The mask's signed distance is interpolated linearly at the cube's voxel
+    centres and thresholded at zero, which resamples a surface more faithfully
+    than interpolating the mask itself.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (D0, D1, D2)
+    center : sequence of 3 floats
+        Cube centre in voxel index coordinates of ``mask``.
+    side : float
+        Cube side in physical units (same as ``spacing``).
+    size : int
+        Output grid side in voxels.
+    spacing : tuple of 3 floats
+        Voxel size of ``mask``.
+
+    Returns
+    -------
+    cube : ndarray of bool, shape (size, size, size)
+        Its voxel size is ``side / size`` along every axis.
+    """
+    if size < 2:
+        raise ValueError(f"size must be at least 2 voxels, got {size}")
+    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return np.zeros((size,) * 3, dtype=bool)
+    step = side / size
+    offsets = (np.arange(size) - (size - 1) / 2.0) * step
+    axes = [np.asarray(center, dtype=float)[i] + offsets / spacing[i] for i in range(3)]
+    # Only the part of the mask that the cube covers (plus a margin) needs a distance map.
+    lo = [max(int(np.floor(a[0])) - 2, 0) for a in axes]
+    hi = [min(int(np.ceil(a[-1])) + 3, n) for a, n in zip(axes, mask.shape)]
+    if any(h <= l for l, h in zip(lo, hi)):
+        return np.zeros((size,) * 3, dtype=bool)
+    sub = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    if sub.all():
+        return np.ones((size,) * 3, dtype=bool)
+    if not sub.any():
+        return np.zeros((size,) * 3, dtype=bool)
+    dist = signed_distance(np.pad(sub, 1, constant_values=False), spacing=spacing)
+    grid = np.meshgrid(*[a - l + 1 for a, l in zip(axes, lo)], indexing="ij")
+    values = ndimage.map_coordinates(dist, grid, order=1, mode="nearest")
+    return values < 0
+
+
+def crop_to_cube(seq: MaskSequence, size: int, *, margin: float = 0.15, keep_largest: bool = False) -> MaskSequence:
+    """Centre a sequence in an isotropic cube of ``size`` voxels (official crop/centre step).
+
+    One cube is used for all frames: it is centred on the centre of the bounding
+    box of the union of all frames, and its side is that box's largest physical
+    extent enlarged by ``margin`` on each side, so the cell never touches the border.
+
+    Returns
+    -------
+    MaskSequence
+        Frames of shape (size, size, size), spacing ``side / size`` on every axis.
+    """
+    if size < 8:
+        raise ValueError(f"size must be at least 8 voxels, got {size}")
+    union = seq.masks.any(axis=0)
+    if not union.any():
+        raise ValueError(f"sequence {seq.name!r} is empty in every frame; nothing to crop")
+    spacing = np.asarray(seq.spacing)
+    idx = np.nonzero(union)
+    lo = np.array([i.min() for i in idx], dtype=float)
+    hi = np.array([i.max() for i in idx], dtype=float)
+    center = (lo + hi) / 2.0
+    extent = float(np.max((hi - lo + 1) * spacing))
+    side = extent * (1.0 + 2.0 * margin)
+    frames = []
+    for frame in seq.masks:
+        if keep_largest and frame.any():
+            frame = largest_component(frame)
+        frames.append(resample_to_cube(frame, center=center, side=side, size=size, spacing=spacing))
+    step = side / size
+    return MaskSequence(np.stack(frames), (step, step, step), seq.name, dict(seq.meta))

@@ -1,0 +1,1 @@
+"""Figures: matplotlib plots and headless pyvista renders (see cellnb.viz.render)."""

@@ -1,0 +1,67 @@
+"""Figures of mask and SDF data sets (notebook 01)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["plot_projections", "plot_sdf_slice"]
+
+
+def plot_projections(sequences, *, n_frames: int = 6, axis: int = 0, titles=None):
+    """Maximum-intensity projections of masks over time (rows: sequences, columns: time).
+
+    Parameters
+    ----------
+    sequences : list of ndarray (T, Z, Y, X) bool
+    n_frames : int
+        Frames shown per sequence, evenly spread over its duration.
+    axis : int
+        Frame axis projected along (0 = Z).
+    titles : list of str, optional
+        Row labels.
+    """
+    if not len(sequences):
+        raise ValueError("sequences is empty; pass at least one mask sequence")
+    n_cols = min(n_frames, min(len(s) for s in sequences))
+    fig, axes = plt.subplots(
+        len(sequences), n_cols, figsize=(1.6 * n_cols, 1.6 * len(sequences)), squeeze=False, constrained_layout=True
+    )
+    for r, masks in enumerate(sequences):
+        picks = np.linspace(0, len(masks) - 1, n_cols).round().astype(int)
+        for c, t in enumerate(picks):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(masks[t]).max(axis=axis), cmap="gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {t}", fontsize=8)
+        if titles is not None:
+            axes[r, 0].set_ylabel(titles[r], fontsize=7)
+    return fig
+
+
+def plot_sdf_slice(sdf_frame: np.ndarray, *, axis: int = 0, index: int | None = None, title: str | None = None):
+    """One slice of an SDF with its zero level set (the paper's SDF illustration).
+
+    Parameters
+    ----------
+    sdf_frame : ndarray, shape (D0, D1, D2)
+        Normalised SDF, negative inside.
+    axis, index : int
+        Slice ``index`` along ``axis`` (default: the middle).
+    """
+    sdf_frame = np.asarray(sdf_frame)
+    if sdf_frame.ndim != 3:
+        raise ValueError(f"sdf_frame must be one 3D frame, got shape {sdf_frame.shape}")
+    index = sdf_frame.shape[axis] // 2 if index is None else index
+    plane = np.take(sdf_frame, index, axis=axis)
+    lim = float(np.max(np.abs(plane))) or 1.0
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), constrained_layout=True)
+    im = ax.imshow(plane, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.contour(plane, levels=[0.0], colors="k", linewidths=1.2)
+    ax.set_title(title or f"SDF, slice {index} along axis {axis} (black: zero level set)", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, label="normalised SDF (negative inside)")
+    return fig

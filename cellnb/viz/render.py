@@ -1,0 +1,144 @@
+"""Headless 3D rendering with pyvista (set up once, here).
+
+VTK >= 9.4 wheels render off-screen through EGL (Debian packages ``libegl1``,
+``libegl-mesa0``, ``libgl1-mesa-dri``); no X server is needed.  Importing this
+module sets ``PYVISTA_OFF_SCREEN`` and a static Jupyter backend, so renders
+work the same in a terminal, under papermill and in JupyterLab.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cellnb.io import atomic_path
+
+os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+
+import pyvista as pv  # noqa: E402  (after the environment variable it reads)
+
+from vtkmodules.vtkCommonCore import vtkLogger  # noqa: E402
+
+pv.OFF_SCREEN = True
+# VTK probes X before EGL and logs a harmless "bad X server connection" warning on every render.
+vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
+pv.set_jupyter_backend("static")
+
+__all__ = ["CELL_COLOR", "render_mesh", "render_grid", "tile", "image_figure", "save_gif"]
+
+CELL_COLOR = "#d9a066"  # one colour for all cell surfaces, so figures compare
+_BACKGROUND = "white"
+_VIEWS = {"iso": "view_isometric", "xy": "view_xy", "xz": "view_xz", "yz": "view_yz"}
+
+
+def render_mesh(
+    mesh: pv.PolyData | None,
+    *,
+    window_size=(320, 320),
+    bounds=None,
+    color: str = CELL_COLOR,
+    camera: str = "iso",
+) -> np.ndarray:
+    """Render one surface off-screen.
+
+    Parameters
+    ----------
+    mesh : pyvista.PolyData or None
+        The surface; ``None`` or an empty mesh gives a blank image.
+    window_size : (width, height)
+        Image size in pixels.
+    bounds : 6 floats, optional
+        ``(x0, x1, y0, y1, z0, z1)`` the camera frames, e.g. the grid's bounds,
+        so that frames of a sequence share one scale; default: the mesh's.
+    camera : {"iso", "xy", "xz", "yz"}
+        Viewing direction.
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (height, width, 3)
+    """
+    if camera not in _VIEWS:
+        raise ValueError(f"unknown camera {camera!r}; choose one of {', '.join(_VIEWS)}")
+    plotter = pv.Plotter(off_screen=True, window_size=tuple(window_size))
+    try:
+        plotter.set_background(_BACKGROUND)
+        if mesh is not None and mesh.n_points > 0:
+            plotter.add_mesh(mesh, color=color, smooth_shading=True, specular=0.3)
+        if bounds is not None:
+            # An invisible box fixes the framing to the given bounds.
+            plotter.add_mesh(pv.Box(bounds=bounds), opacity=0.0)
+        getattr(plotter, _VIEWS[camera])()
+        plotter.reset_camera()
+        return np.asarray(plotter.screenshot(return_img=True))
+    finally:
+        plotter.close()
+
+
+def tile(images, *, n_cols: int, pad: int = 4) -> np.ndarray:
+    """Arrange equally sized RGB images row by row into one image with white gaps."""
+    images = [np.asarray(im) for im in images]
+    if not images:
+        raise ValueError("images is empty; pass at least one image")
+    h, w, c = images[0].shape
+    n_rows = -(-len(images) // n_cols)
+    out = np.full((n_rows * (h + pad) - pad, n_cols * (w + pad) - pad, c), 255, dtype=np.uint8)
+    for k, im in enumerate(images):
+        r, col = divmod(k, n_cols)
+        out[r * (h + pad) : r * (h + pad) + h, col * (w + pad) : col * (w + pad) + w] = im
+    return out
+
+
+def render_grid(meshes, *, window_size=(240, 240), bounds=None, camera: str = "iso") -> np.ndarray:
+    """Render a grid of surfaces (rows: sequences, columns: time) into one image.
+
+    Parameters
+    ----------
+    meshes : list of lists of pyvista.PolyData or None
+        ``meshes[row][col]``; rows must have equal lengths.
+    """
+    rows = [list(r) for r in meshes]
+    if not rows or not rows[0]:
+        raise ValueError("meshes must be a non-empty list of non-empty rows")
+    n_cols = len(rows[0])
+    if any(len(r) != n_cols for r in rows):
+        raise ValueError("every row of meshes must have the same number of columns")
+    images = [render_mesh(m, window_size=window_size, bounds=bounds, camera=camera) for r in rows for m in r]
+    return tile(images, n_cols=n_cols)
+
+
+def image_figure(image: np.ndarray, *, title: str | None = None, row_labels=None, col_labels=None):
+    """A matplotlib figure showing a rendered image, with optional row and column labels.
+
+    Labels are placed evenly along the left and top edges, matching a grid made by
+    :func:`render_grid`.
+    """
+    h, w = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(min(2.0 + w / 110.0, 16.0), min(0.6 + h / 110.0, 16.0)), constrained_layout=True)
+    ax.imshow(image)
+    ax.set_xticks([] if not col_labels else (np.arange(len(col_labels)) + 0.5) * w / len(col_labels))
+    ax.set_yticks([] if not row_labels else (np.arange(len(row_labels)) + 0.5) * h / len(row_labels))
+    if col_labels:
+        ax.set_xticklabels(col_labels, fontsize=8)
+        ax.xaxis.tick_top()
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def save_gif(images, path, *, fps: float = 6.0, overwrite: bool = False) -> Path:
+    """Write RGB frames as a looping animated GIF, atomically."""
+    frames = [np.asarray(im, dtype=np.uint8) for im in images]
+    if not frames:
+        raise ValueError("images is empty; nothing to animate")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    return Path(path)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-time set-up, sourced by main.sh and test.sh: a virtual environment in .venv with
+# PyTorch (the CPU build where there is no NVIDIA GPU) and cellnb with its extras, plus the
+# system libraries for headless 3D rendering (EGL) where this user may install them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${CELLNB_VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+# Headless pyvista renders through EGL (Debian/Ubuntu packages below).
+if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing EGL libraries for off-screen rendering"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      libegl1 libegl-mesa0 libgl1-mesa-dri libgomp1 >/dev/null
+  else
+    echo "setup: warning: libEGL not found; 3D renders need libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
+  fi
+fi
+
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    echo "setup: NVIDIA GPU found, installing the default (CUDA) PyTorch build"
+    "$PY" -m pip install -q torch
+  else
+    # No GPU: take the CPU build. A local wheel (pip's find-links) is used when present;
+    # otherwise PyTorch's CPU index, never the multi-GB CUDA build from PyPI.
+    echo "setup: no GPU, installing the CPU build of PyTorch"
+    "$PY" -m pip install -q --no-index "torch==2.13.0" 2>/dev/null \
+      || "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+
+if ! "$PY" -c "import cellnb, papermill, pytest" 2>/dev/null || [ pyproject.toml -nt "$VENV/.cellnb-installed" ]; then
+  echo "setup: installing cellnb and its dependencies"
+  "$PY" -m pip install -q -e ".[notebooks,dev]"
+  touch "$VENV/.cellnb-installed"
+fi
+"$PY" -m ipykernel install --sys-prefix --name python3 >/dev/null
+export PATH="$PWD/$VENV/bin:$PATH"

@@ -1,0 +1,68 @@
+"""Notebooks: committed clean, declare what the runner passes, and run end to end."""
+
+import json
+import re
+
+import nbformat
+import papermill
+import pytest
+from conftest import REPO, real_data_dir
+
+from cellnb.report import END, START
+from cellnb.runner import NOTEBOOK_PARAMETERS, NOTEBOOKS, run_all
+
+NOTEBOOK_DIR = REPO / "notebooks"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_without_outputs(name):
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_declares_the_runner_parameters(name):
+    declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    assert set(NOTEBOOK_PARAMETERS[name]) <= set(declared)
+    assert all(p["help"] for p in declared.values())  # every parameter has a comment
+
+
+def test_readme_quick_start_is_two_commands_that_exist():
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"^## Quick start\s+```[a-z]*\n(.*?)```", text, re.S | re.M).group(1)
+    lines = [line for line in block.strip().splitlines() if line.strip()]
+    assert len(lines) == 2 and "main.sh" in lines[0] and "test.sh" in lines[1]
+    for line in lines:
+        script = re.search(r"bash (\S+)", line).group(1)
+        assert (REPO / script).is_file()
+    assert START in text and END in text
+
+
+TINY = {
+    "data": {"n_sequences": 3, "frames": 5, "size": 16},
+    "train": {"epochs": 3},
+    "generate": {"n": 2, "frames": 4, "size": 16},
+}
+
+
+@pytest.mark.slow
+def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
+    """The README's main command, on tiny settings: every notebook, every data set, figures, README results."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Results\n\n{START}\nold\n{END}\n")
+    datasets = ["dividing", "filopodial"] + (["celegans"] if (real_data_dir() / "celegans-3dmms").is_dir() else [])
+    summary = run_all(
+        profile="quick", runs=tmp_path / "runs", figures=tmp_path / "figures", datasets=datasets,
+        overrides=TINY, notebooks=NOTEBOOK_DIR, readme=readme, progress=False,
+    )
+    assert summary["datasets"] == datasets
+    for name in datasets:
+        metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
+        assert {"data", "train", "generate", "field", "descriptors"} <= set(metrics)
+        assert len(list((tmp_path / "runs" / name / "executed").glob("*.ipynb"))) == len(NOTEBOOKS)
+        assert len(list((tmp_path / "figures").glob(f"{name}_*.png"))) >= 8
+    text = readme.read_text()
+    assert "old" not in text and "| dividing |" in text and "figures/dividing_" in text

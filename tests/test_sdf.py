@@ -1,0 +1,84 @@
+"""cellnb.sdf against analytic distances and the official conventions."""
+
+import numpy as np
+import pytest
+from conftest import ball
+
+from cellnb import sdf as S
+from cellnb.sequence import MaskSequence
+
+
+def analytic_ball_distance(shape, center, radius, spacing=(1.0, 1.0, 1.0)):
+    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center, spacing))) - radius
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0)])
+def test_ball_sdf_matches_analytic_distance_near_surface(spacing):
+    shape, center, radius = (40, 48, 48), (20, 24, 24), 14.0
+    mask = ball(shape, center, radius, spacing)
+    d = S.signed_distance(mask, spacing=spacing)
+    truth = analytic_ball_distance(shape, center, radius, spacing)
+    near = np.abs(truth) < 3 * max(spacing)
+    assert np.max(np.abs(d[near] - truth[near])) <= max(spacing)  # within one voxel
+    assert np.all(d[mask] < 0) and np.all(d[~mask] > 0)  # negative inside
+
+
+def test_sdf_mask_round_trip_is_exact_and_stable():
+    masks = np.stack([ball((32, 32, 32), (16, 16, 16), r) for r in (6, 8, 10)])
+    sdf, scale = S.sequence_to_sdf(masks)
+    assert sdf.dtype == np.float32 and np.abs(sdf).max() == pytest.approx(1.0)
+    assert np.array_equal(S.sdf_to_mask(sdf), masks)
+    sdf2, scale2 = S.sequence_to_sdf(S.sdf_to_mask(sdf))
+    assert np.array_equal(sdf, sdf2) and scale == scale2
+
+
+def test_clamp_limits_outside_distance():
+    masks = ball((64, 64, 64), (32, 32, 32), 5)[None]
+    sdf, scale = S.sequence_to_sdf(masks, clamp=8.0)
+    assert (sdf * scale).max() == pytest.approx(8.0)
+    assert S.default_clamp(256) == 32.0 and S.default_clamp(64) == 8.0
+
+
+def test_grid_and_time_coordinates_follow_official_mapping():
+    coords = S.grid_coords((3, 4, 5))
+    assert coords.shape == (60, 3)
+    # row k is voxel np.unravel_index(k) in C order; c_i = linspace(-1, 1, D_i)[index_i]
+    k = 37
+    idx = np.unravel_index(k, (3, 4, 5))
+    expected = [np.linspace(-1, 1, n)[i] for n, i in zip((3, 4, 5), idx)]
+    assert np.allclose(coords[k], expected)
+    assert np.allclose(S.time_coords(5), np.linspace(-1, 1, 5))
+
+
+def test_largest_component_keeps_the_bigger_ball():
+    m = ball((32, 32, 32), (10, 16, 16), 6) | ball((32, 32, 32), (25, 16, 16), 3)
+    kept = S.largest_component(m)
+    assert kept.sum() == ball((32, 32, 32), (10, 16, 16), 6).sum()
+
+
+def test_crop_to_cube_centres_and_scales():
+    mask = ball((60, 80, 100), (30, 40, 70), 9, spacing=(2.0, 1.0, 1.0))
+    seq = MaskSequence(np.stack([mask, mask]), spacing=(2.0, 1.0, 1.0))
+    cube = S.crop_to_cube(seq, 32, margin=0.15)
+    assert cube.masks.shape == (2, 32, 32, 32)
+    step = cube.spacing[0]
+    # physical volume is preserved (within the staircase error of a small ball)
+    v_in = mask.sum() * 2.0
+    v_out = cube.masks[0].sum() * step**3
+    assert v_out == pytest.approx(v_in, rel=0.06)
+    # centred: centroid in the middle of the cube, not touching the border
+    c = np.array(np.nonzero(cube.masks[0])).mean(axis=1)
+    assert np.allclose(c, 15.5, atol=0.6)
+    assert not cube.masks[0][[0, -1]].any()
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="no surface"):
+        S.signed_distance(np.zeros((8, 8, 8), bool))
+    with pytest.raises(ValueError, match="frame 1"):
+        S.sequence_to_sdf(np.stack([ball((8, 8, 8), (4, 4, 4), 2), np.zeros((8, 8, 8), bool)]))
+    with pytest.raises(ValueError, match="spacing"):
+        MaskSequence(np.zeros((1, 4, 4, 4), bool), spacing=(1, 0, 1))
+    with pytest.raises(ValueError, match="size"):
+        S.crop_to_cube(MaskSequence(ball((16, 16, 16), (8, 8, 8), 3)[None]), 4)
