@@ -30,11 +30,15 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     echo "setup: NVIDIA GPU found, installing the default (CUDA) PyTorch build"
     "$PY" -m pip install -q torch
   else
-    # No GPU: take the CPU build. A local wheel (pip's find-links) is used when present;
-    # otherwise PyTorch's CPU index, never the multi-GB CUDA build from PyPI.
+    # No GPU: take the CPU build, never the multi-GB CUDA build that PyPI serves for Linux.
+    # A local CPU wheel (in pip's find-links) is used when present, else PyTorch's CPU index.
     echo "setup: no GPU, installing the CPU build of PyTorch"
-    "$PY" -m pip install -q --no-index "torch==2.13.0" 2>/dev/null \
-      || "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+    if "$PY" -m pip install -q --no-deps --no-index "torch==2.13.0" 2>/dev/null; then
+      "$PY" -m pip install -q "torch==2.13.0"  # its dependencies, from the package index
+    else
+      "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu \
+        --extra-index-url https://pypi.org/simple
+    fi
   fi
 fi
 
