@@ -31,9 +31,9 @@ _COLUMNS = [
     ("W1/sd volume", "descriptors", ("best", "descriptors", "volume", "w1_norm")),
     ("W1/sd area", "descriptors", ("best", "descriptors", "surface_area", "w1_norm")),
     ("W1/sd sphericity", "descriptors", ("best", "descriptors", "sphericity", "w1_norm")),
-    ("KS volume", "descriptors", ("best", "descriptors", "volume", "ks_statistic")),
+    ("KS volume", "descriptors", ("best", "descriptors", "volume", "ks")),
     ("1-NN acc.", "descriptors", ("best", "nn1_accuracy")),
-    ("topology G", "descriptors", ("best", "topology", "generated")),
+    ("topology G", "descriptors", ("best", "topology", "generated", "share_plausible")),
     ("narrow-band evals ratio", "field", ("evaluation_ratio",)),
     ("narrow-band time ratio", "field", ("time_ratio",)),
 ]

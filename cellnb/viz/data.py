@@ -49,18 +49,21 @@ def plot_sdf_slice(sdf_frame: np.ndarray, *, axis: int = 0, index: int | None = 
     sdf_frame : ndarray, shape (D0, D1, D2)
         Normalised SDF, negative inside.
     axis, index : int
-        Slice ``index`` along ``axis`` (default: the middle).
+        Slice ``index`` along ``axis`` (default: the slice with the most inside voxels).
     """
     sdf_frame = np.asarray(sdf_frame)
     if sdf_frame.ndim != 3:
         raise ValueError(f"sdf_frame must be one 3D frame, got shape {sdf_frame.shape}")
-    index = sdf_frame.shape[axis] // 2 if index is None else index
+    if index is None:
+        other = tuple(a for a in range(3) if a != axis)
+        index = int(np.argmax((sdf_frame < 0).sum(axis=other)))
     plane = np.take(sdf_frame, index, axis=axis)
     lim = float(np.max(np.abs(plane))) or 1.0
     fig, ax = plt.subplots(figsize=(4.2, 3.6), constrained_layout=True)
     im = ax.imshow(plane, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.contour(plane, levels=[0.0], colors="k", linewidths=1.2)
-    ax.set_title(title or f"SDF, slice {index} along axis {axis} (black: zero level set)", fontsize=9)
+    ax.set_title(title or f"SDF, slice {index} along axis {axis}", fontsize=9)
+    ax.set_xlabel("black line: zero level set (the cell surface)", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.colorbar(im, ax=ax, label="normalised SDF (negative inside)")

@@ -99,6 +99,9 @@ def render_grid(meshes, *, window_size=(240, 240), bounds=None, camera: str = "i
     ----------
     meshes : list of lists of pyvista.PolyData or None
         ``meshes[row][col]``; rows must have equal lengths.
+    bounds : 6 floats, optional
+        Framing shared by all panels; default: the union of the meshes' bounds,
+        so sizes compare across the grid.
     """
     rows = [list(r) for r in meshes]
     if not rows or not rows[0]:
@@ -106,6 +109,10 @@ def render_grid(meshes, *, window_size=(240, 240), bounds=None, camera: str = "i
     n_cols = len(rows[0])
     if any(len(r) != n_cols for r in rows):
         raise ValueError("every row of meshes must have the same number of columns")
+    if bounds is None:
+        boxes = np.array([m.bounds for r in rows for m in r if m is not None and m.n_points > 0])
+        if len(boxes):
+            bounds = tuple(np.ravel(np.stack([boxes[:, 0::2].min(axis=0), boxes[:, 1::2].max(axis=0)], axis=1)))
     images = [render_mesh(m, window_size=window_size, bounds=bounds, camera=camera) for r in rows for m in r]
     return tile(images, n_cols=n_cols)
 
