@@ -70,8 +70,8 @@ def load_source(
     source : str
         See the module docstring.
     n_sequences : int
-        Phantoms: how many to draw; C. elegans: the most to keep (first in
-        lineage order); ignored for TIFF (one sequence).
+        Phantoms: how many to draw; C. elegans: the most to keep (the
+        earliest division windows); ignored for TIFF (one sequence).
     frames : int
         Frames per sequence (phantoms and C. elegans windows).
     size : int
