@@ -35,6 +35,7 @@ __all__ = [
     "write_mesh",
     "save_checkpoint",
     "load_checkpoint",
+    "load_official",
 ]
 
 SDF_DATASET = "sdf_vid"  # dataset name of the official SDF files
@@ -280,3 +281,88 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ValueError(f"{path} is truncated or not a checkpoint ({err}); use an earlier snapshot") from None
+
+
+def load_official(specs_json, model_pth, lat_vecs_mat):
+    """Import a model trained by the official implementation (Wiesner et al. 2022).
+
+    Parameters
+    ----------
+    specs_json : path-like
+        The experiment's ``specs.json``: ``CodeLength`` and ``NetworkSpecs``
+        (``dims``, ``latent_in``, ``xyz_in_all``, ``use_tanh``; other keys such
+        as dropout do not change the trained function and are ignored).
+    model_pth : path-like
+        ``model.pth``: ``{"epoch", "model_state_dict"}`` with keys
+        ``module.lin{i}.weight|bias`` (``weight_g``/``weight_v`` of weight-normed
+        layers are folded into one weight).  Loaded with ``weights_only=True``.
+    lat_vecs_mat : path-like
+        ``lat_vecs.mat`` holding the variable ``lat_vecs``, one code per row.
+
+    Returns
+    -------
+    decoder : cellnb.model.Decoder
+        In eval mode; ``decoder(codes[s].expand(N, -1), xyzt)`` gives the
+        official output for sequence ``s``.
+    codes : Tensor of float32, shape (S, L)
+    """
+    import scipy.io
+
+    from cellnb.model import Decoder, DecoderConfig
+
+    specs_path = Path(specs_json)
+    if not specs_path.is_file():
+        raise FileNotFoundError(f"specs file {specs_path} does not exist")
+    try:
+        specs = json.loads(specs_path.read_text())
+        net = specs["NetworkSpecs"]
+        code_length = int(specs["CodeLength"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{specs_path} is not an official specs.json with CodeLength and NetworkSpecs ({err!r})") from None
+    if net.get("norm_layers") and not net.get("weight_norm"):
+        raise ValueError(f"{specs_path}: layer normalisation (norm_layers without weight_norm) is not supported")
+    config = DecoderConfig(
+        code_length=code_length,
+        dims=tuple(net["dims"]),
+        latent_in=tuple(net.get("latent_in", ())),
+        xyz_in_all=bool(net.get("xyz_in_all", False)),
+        use_tanh=bool(net.get("use_tanh", False)),
+        omega=float(net.get("omega", net.get("omega_0", 30.0))),
+    )
+    saved = load_checkpoint(model_pth)
+    state = saved.get("model_state_dict", saved) if isinstance(saved, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{model_pth} holds no model_state_dict")
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
+    decoder = Decoder(config)
+    with torch.no_grad():
+        for i, linear in enumerate(decoder.linears()):
+            if f"lin{i}.weight" in state:
+                weight = state[f"lin{i}.weight"]
+            elif f"lin{i}.weight_v" in state:
+                v, g = state[f"lin{i}.weight_v"], state[f"lin{i}.weight_g"]
+                weight = g * v / v.norm(dim=1, keepdim=True)
+            else:
+                raise ValueError(f"{model_pth} has no weights for layer lin{i}; does specs.json match the model?")
+            bias = state.get(f"lin{i}.bias")
+            if tuple(weight.shape) != tuple(linear.weight.shape) or bias is None or bias.shape != linear.bias.shape:
+                raise ValueError(
+                    f"{model_pth}: layer lin{i} has weight {tuple(weight.shape)}, expected "
+                    f"{tuple(linear.weight.shape)} from {specs_path.name}; the specs do not match the model"
+                )
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+    used = {f"lin{i}.{name}" for i in range(len(decoder.linears())) for name in ("weight", "weight_v", "weight_g", "bias")}
+    extra = sorted(set(state) - used)
+    if extra:
+        raise ValueError(f"{model_pth} has parameters {extra} that this decoder does not have")
+    mat_path = Path(lat_vecs_mat)
+    if not mat_path.is_file():
+        raise FileNotFoundError(f"latent code file {mat_path} does not exist")
+    try:
+        lat = np.asarray(scipy.io.loadmat(mat_path)["lat_vecs"], dtype=np.float32)
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(f"{mat_path} is not a .mat file with a variable lat_vecs ({err!r})") from None
+    if lat.ndim != 2 or lat.shape[1] != code_length:
+        raise ValueError(f"{mat_path}: lat_vecs has shape {lat.shape}, expected (sequences, {code_length})")
+    return decoder.eval(), torch.from_numpy(lat)

@@ -1,0 +1,570 @@
+"""Evaluating a learned field on grids: dense, narrow-band coarse-to-fine, meshing.
+
+A decoder and one latent code define a whole time-evolving shape
+``SDF(c0, c1, c2, t)``; this module samples it on a frame grid of any size
+(per axis) at any list of times in [-1, 1], so one code gives a sequence at
+any spatial and temporal resolution without retraining.  Coordinates follow
+:mod:`cellnb.sdf`: axis ``i`` of a frame of shape ``(D0, D1, D2)`` runs as
+``linspace(-1, 1, D_i)``.
+
+Every route calls ``decoder.forward_grouped(code[None], xyzt[None])``, which
+computes the code's constant share of the first layer and of the
+re-injection layers once per chunk instead of once per point (see
+:class:`cellnb.model.Decoder`); the result equals the per-point
+``decoder(codes, xyzt)`` call.
+
+Narrow band (coarse-to-fine)
+----------------------------
+Only the sign of the SDF matters for the masks, and far from the surface the
+sign cannot change over a short distance.  :func:`evaluate_narrow_band`
+evaluates every ``coarse``-th voxel per axis, then halves the stride level by
+level.  A cell of the current level (a box between neighbouring evaluated
+nodes) is refined only if the surface may pass through it:
+
+* its corners do not all have the same sign, or
+* ``min |SDF(corner)| <= margin * K * h``, where ``h`` is half the cell's
+  diagonal (every point of a box lies within ``h`` of one of its corners) and
+  ``K`` bounds the field's slope there (SDF units per unit of network
+  coordinate).  If ``|SDF(c)| > K * h`` at every corner, the field cannot
+  reach zero inside the cell.
+
+The SDF is normalised (:func:`cellnb.sdf.sequence_to_sdf`), so its slope per
+grid unit is not known in advance for a learned field.  ``K`` is therefore
+measured, locally: the largest gradient norm of the finite differences of
+the current level over the cell and its 26 neighbours (all 12 edges of the
+cell and the ones around it), or a known bound ``lipschitz`` if that is
+larger.  It is local because learned fields ring where the training SDF is
+clamped, far from the surface: on a briefly fitted paper decoder the slope
+there is 2-3 times the slope at the surface, and a global bound would refine
+everything.  A measured slope is an estimate, not a proof: a feature thinner
+than the current level's sampling that leaves no trace on the differences
+around it could be missed, hence the safety factor ``margin`` (default
+:data:`DEFAULT_MARGIN`; larger is safer and slower) and the choice of the
+coarsest level (``coarse``).  On analytic SDFs, on a tiny decoder trained on
+them and on a fitted paper decoder, the masks equal the dense route's
+exactly at 64^3..256^3 (``tests/test_field.py``,
+``benchmarks/field_speed.py``).
+
+Nodes of refined cells are evaluated exactly; everywhere else values are
+trilinearly interpolated from the coarser level.  Interpolated values keep
+the sign of their cell's corners, but their magnitude is only approximate:
+use the dense route when exact values far from the surface matter (e.g. to
+train on them).
+
+Memory
+------
+A grid is refused with a ``ValueError`` saying how much memory it needs when
+its float32 output (``T * D0 * D1 * D2 * 4`` bytes) plus working buffers
+would not fit the memory available now (``psutil``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import psutil
+import pyvista as pv
+import torch
+from scipy import ndimage
+from skimage.measure import marching_cubes
+from tqdm.auto import tqdm
+
+from cellnb.descriptors import component_counts
+from cellnb.sdf import grid_axes
+
+__all__ = [
+    "MIN_GRID_SIZE",
+    "DEFAULT_CHUNK_POINTS",
+    "DEFAULT_MARGIN",
+    "METHODS",
+    "grid_shape",
+    "default_coarse",
+    "required_bytes",
+    "check_memory",
+    "evaluate_dense",
+    "evaluate_narrow_band",
+    "evaluate",
+    "evaluate_codes",
+    "compare_methods",
+    "mesh_frame",
+    "volume_curve",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_GRID_SIZE = 8  # smallest grid side accepted (smaller grids cannot hold a cell shape)
+DEFAULT_CHUNK_POINTS = 2**17  # points per network call: bounds the activation memory
+DEFAULT_MARGIN = 2.0  # safety factor on the measured local slope of the narrow band
+COARSE_CELLS = 16  # the default coarsest level has about this many cells along the shortest axis
+_BYTES = 4  # float32
+_WORK_ARRAYS = 4  # narrow band: full-size float32 work arrays per frame besides the output
+_LIVE_ACTIVATIONS = 4  # activation tensors of the widest layer alive at once in forward_grouped
+METHODS = ("narrow", "dense")
+
+
+def grid_shape(shape) -> tuple[int, int, int]:
+    """A checked frame shape ``(D0, D1, D2)`` from an int (cube) or 3 ints, each >= :data:`MIN_GRID_SIZE`."""
+    try:
+        dims = np.broadcast_to(np.asarray(shape), (3,))
+    except ValueError:
+        raise ValueError(f"shape must be an int or 3 ints (D0, D1, D2), got {shape!r}") from None
+    dims = tuple(int(d) for d in dims)
+    if min(dims) < MIN_GRID_SIZE:
+        raise ValueError(f"grid shape {dims} is too small: each side needs at least {MIN_GRID_SIZE} voxels")
+    return dims
+
+
+def _times(times) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(times, dtype=np.float32))
+    if t.ndim != 1:
+        raise ValueError(f"times must be a 1D list of network times, got shape {t.shape}")
+    if t.size == 0:
+        raise ValueError("times is empty: ask for at least one frame (e.g. times=cellnb.sdf.time_coords(12))")
+    if not np.all(np.isfinite(t)) or t.min() < -1.0 or t.max() > 1.0:
+        raise ValueError(
+            f"times must lie in [-1, 1] (the span the model was trained on), got [{t.min()}, {t.max()}]; "
+            "use cellnb.sdf.time_coords(n_frames) for evenly spaced frames"
+        )
+    return t
+
+
+def _format_bytes(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def required_bytes(shape, n_frames: int, *, decoder=None, chunk_points: int = DEFAULT_CHUNK_POINTS,
+                   method: str = "dense") -> int:
+    """Estimated peak memory of evaluating ``n_frames`` frames of ``shape``, in bytes.
+
+    The float32 output ``T * D0 * D1 * D2 * 4``, plus the network's activations
+    for one chunk (``chunk_points`` times the widest layer, a few tensors
+    alive at once), plus for the narrow band a few frame-sized work arrays.
+    """
+    dims = grid_shape(shape)
+    voxels = int(np.prod(dims))
+    total = n_frames * voxels * _BYTES
+    if method == "narrow":
+        total += _WORK_ARRAYS * voxels * _BYTES
+    width = max(decoder.config.dims) if decoder is not None else 512
+    total += chunk_points * (width * _LIVE_ACTIVATIONS + 8) * _BYTES
+    return int(total)
+
+
+def check_memory(needed: int, *, what: str) -> None:
+    """Raise a ``ValueError`` saying how much memory ``what`` needs when ``needed`` bytes are not available."""
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ValueError(
+            f"{what} needs about {_format_bytes(needed)} of memory but only {_format_bytes(available)} is "
+            "available; use a smaller size or fewer frames"
+        )
+
+
+def _check_memory(shape, n_frames, decoder, chunk_points, method, device) -> None:
+    needed = required_bytes(shape, n_frames, decoder=decoder, chunk_points=chunk_points, method=method)
+    check_memory(needed, what=f"evaluating {n_frames} frames of {grid_shape(shape)}")
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        on_device = chunk_points * (max(decoder.config.dims) * _LIVE_ACTIVATIONS + 8) * _BYTES
+        if on_device > free:
+            raise ValueError(
+                f"a chunk of {chunk_points} points needs about {_format_bytes(on_device)} on {device} but only "
+                f"{_format_bytes(free)} is free; lower chunk_points"
+            )
+
+
+def _prepare(decoder, code, device):
+    """The decoder moved to the device, a checked ``(1, L)`` code tensor there, and the device."""
+    if device is None:
+        device = next(decoder.parameters()).device
+    device = torch.device(device)
+    decoder = decoder.to(device)
+    code = torch.as_tensor(code, dtype=torch.float32).detach().to(device)
+    length = decoder.config.code_length
+    if code.shape != (length,):
+        raise ValueError(f"code must have shape ({length},) for this decoder, got {tuple(code.shape)}")
+    return decoder, code[None], device
+
+
+def _check_chunk(chunk_points: int) -> int:
+    chunk_points = int(chunk_points)
+    if chunk_points < 1:
+        raise ValueError(f"chunk_points must be a positive number of points, got {chunk_points}")
+    return chunk_points
+
+
+class _Evaluator:
+    """Evaluates one code at grid indices of one frame, in chunks, counting the points."""
+
+    def __init__(self, decoder, code, shape, chunk_points, device):
+        self.decoder, self.code, self.device = decoder, code, device
+        self.axes = [torch.from_numpy(a).to(device) for a in grid_axes(shape)]
+        self.chunk = chunk_points
+        self.count = 0
+
+    @torch.no_grad()
+    def __call__(self, t: float, i0, i1, i2) -> np.ndarray:
+        """SDF at voxels ``(i0[k], i1[k], i2[k])`` at time ``t``; index arrays of equal length."""
+        n = len(i0)
+        out = np.empty(n, dtype=np.float32)
+        was_training = self.decoder.training
+        self.decoder.eval()
+        try:
+            for start in range(0, n, self.chunk):
+                stop = min(n, start + self.chunk)
+                idx = [torch.as_tensor(i[start:stop], device=self.device) for i in (i0, i1, i2)]
+                xyzt = torch.empty((stop - start, 4), dtype=torch.float32, device=self.device)
+                for axis in range(3):
+                    xyzt[:, axis] = self.axes[axis][idx[axis]]
+                xyzt[:, 3] = float(t)
+                out[start:stop] = self.decoder.forward_grouped(self.code, xyzt[None])[0].float().cpu().numpy()
+        finally:
+            self.decoder.train(was_training)
+        self.count += n
+        return out
+
+
+def evaluate_dense(decoder, code, *, shape, times, chunk_points: int = DEFAULT_CHUNK_POINTS,
+                   device=None) -> np.ndarray:
+    """The field of one code at every voxel of a grid, at each of ``times``.
+
+    Parameters
+    ----------
+    decoder : cellnb.model.Decoder
+    code : Tensor or ndarray, shape (L,)
+    shape : int or tuple of 3 ints
+        Frame shape ``(D0, D1, D2)``; an int means a cube.  At least
+        :data:`MIN_GRID_SIZE` per side.
+    times : array-like of float, shape (T,)
+        Network times in [-1, 1]; ``cellnb.sdf.time_coords(T)`` for T evenly
+        spaced frames (any T, more or fewer than in training).
+    chunk_points : int
+        Points per network call; bounds the activation memory.
+    device : str or torch.device, optional
+        Where to evaluate; default the decoder's device.  The decoder is moved
+        there (``nn.Module.to`` works in place).
+
+    Returns
+    -------
+    sdf : ndarray of float32, shape (T, D0, D1, D2)
+    """
+    dims, t = grid_shape(shape), _times(times)
+    chunk_points = _check_chunk(chunk_points)
+    decoder, code, device = _prepare(decoder, code, device)
+    _check_memory(dims, len(t), decoder, chunk_points, "dense", device)
+    evaluator = _Evaluator(decoder, code, dims, chunk_points, device)
+    out = np.empty((len(t),) + dims, dtype=np.float32)
+    n = int(np.prod(dims))
+    # Slabs of whole index ranges keep the index arrays as small as one chunk.
+    for k, tk in enumerate(t):
+        flat = out[k].reshape(-1)
+        for start in range(0, n, chunk_points):
+            i0, i1, i2 = np.unravel_index(np.arange(start, min(n, start + chunk_points)), dims)
+            flat[start : start + len(i0)] = evaluator(tk, i0, i1, i2)
+    return out
+
+
+def default_coarse(shape) -> int:
+    """Stride of the coarsest level: the largest power of two leaving about 16 cells on the shortest side."""
+    side = min(grid_shape(shape))
+    return 2 ** max(0, int(math.floor(math.log2(side / COARSE_CELLS))))
+
+
+def _nodes(n: int, stride: int) -> np.ndarray:
+    """Voxel indices of the nodes of one level along an axis: every ``stride``-th, plus the last."""
+    nodes = np.arange(0, n, stride)
+    return nodes if nodes[-1] == n - 1 else np.append(nodes, n - 1)
+
+
+def _left_cell(old: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Index of the cell of ``old`` nodes whose closed interval holds ``x``, the right one at a node."""
+    return np.clip(np.searchsorted(old, x, side="right") - 1, 0, len(old) - 2)
+
+
+def _interp_axis(values: np.ndarray, axis: int, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values`` from nodes ``old`` to nodes ``new`` along one axis."""
+    left = _left_cell(old, new)
+    w = ((new - old[left]) / (old[left + 1] - old[left])).astype(np.float32)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    w = w.reshape(shape)
+    a = np.take(values, left, axis=axis)
+    b = np.take(values, left + 1, axis=axis)
+    a += w * (b - a)
+    return a
+
+
+def _corner_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell the minimum and maximum of its 8 corner values."""
+    vmin = vmax = None
+    for o0 in (0, 1):
+        for o1 in (0, 1):
+            for o2 in (0, 1):
+                c = values[o0 : values.shape[0] - 1 + o0, o1 : values.shape[1] - 1 + o1,
+                           o2 : values.shape[2] - 1 + o2]
+                vmin = c.copy() if vmin is None else np.minimum(vmin, c, out=vmin)
+                vmax = c.copy() if vmax is None else np.maximum(vmax, c, out=vmax)
+    return vmin, vmax
+
+
+def _local_slopes(values: np.ndarray, steps: list[np.ndarray]) -> np.ndarray:
+    """Per cell, the largest gradient norm of the forward differences over the cell and its 26 neighbours.
+
+    The neighbourhood covers all 12 edges of the cell (each cell's own
+    differences use the 3 edges at its first corner).  Units: SDF per
+    network unit.
+    """
+    d = [np.diff(values, axis=a) / steps[a].reshape([-1 if b == a else 1 for b in range(3)]) for a in range(3)]
+    slopes = np.sqrt(d[0][:, :-1, :-1] ** 2 + d[1][:-1, :, :-1] ** 2 + d[2][:-1, :-1, :] ** 2)
+    return ndimage.maximum_filter(slopes, size=3, mode="nearest")
+
+
+def _narrow_frame(evaluate, t: float, dims, coarse: int, margin: float, lipschitz: float) -> np.ndarray:
+    """One frame by coarse-to-fine refinement (module docstring); ``evaluate(t, i0, i1, i2)``."""
+    unit = [2.0 / (n - 1) for n in dims]  # network units per voxel along each axis
+    stride = coarse
+    nodes = [_nodes(n, stride) for n in dims]
+    grid = np.meshgrid(*nodes, indexing="ij")
+    values = evaluate(t, *(g.ravel() for g in grid)).reshape(grid[0].shape)
+    parent = None  # cells whose parent was refined (None: all, at the coarsest level)
+    while stride > 1:
+        steps = [np.diff(n) * u for n, u in zip(nodes, unit)]
+        half_diag = 0.5 * np.sqrt(steps[0][:, None, None] ** 2 + steps[1][None, :, None] ** 2
+                                  + steps[2][None, None, :] ** 2)
+        vmin, vmax = _corner_extremes(values)
+        crossing = (vmin < 0) & (vmax >= 0)
+        closest = np.where(crossing, 0.0, np.where(vmin >= 0, vmin, -vmax))  # min |value| over the corners
+        bound = np.maximum(_local_slopes(values, steps), lipschitz)
+        active = crossing | (closest <= margin * bound * half_diag)
+        if parent is not None:
+            active &= parent
+        stride //= 2
+        new = [_nodes(n, stride) for n in dims]
+        for axis in range(3):
+            values = _interp_axis(values, axis, nodes[axis], new[axis])
+        # New nodes on the closed boundary of a refined cell: OR over the (one or two) cells each touches.
+        touch = active
+        for axis in range(3):
+            right = _left_cell(nodes[axis], new[axis])
+            left = np.clip(np.searchsorted(nodes[axis], new[axis], side="left") - 1, 0, len(nodes[axis]) - 2)
+            touch = np.take(touch, right, axis=axis) | np.take(touch, left, axis=axis)
+        on_old = [np.isin(n, o) for n, o in zip(new, nodes)]
+        touch &= ~(on_old[0][:, None, None] & on_old[1][None, :, None] & on_old[2][None, None, :])
+        i0, i1, i2 = np.nonzero(touch)
+        if len(i0):
+            values[i0, i1, i2] = evaluate(t, new[0][i0], new[1][i1], new[2][i2])
+        cells = [_left_cell(o, n[:-1]) for o, n in zip(nodes, new)]
+        parent = active[np.ix_(*cells)]
+        nodes = new
+    return values
+
+
+def evaluate_narrow_band(decoder, code, *, shape, times, coarse: int | None = None,
+                         margin: float = DEFAULT_MARGIN, lipschitz: float = 0.0,
+                         chunk_points: int = DEFAULT_CHUNK_POINTS, device=None) -> tuple[np.ndarray, int]:
+    """The field of one code on a grid, evaluated densely only near the surface.
+
+    Coarse-to-fine refinement where a slope bound says the surface may pass
+    (module docstring): the sign of every voxel, hence the mask ``sdf < 0``,
+    matches :func:`evaluate_dense` (verified, not guaranteed, for learned
+    fields); values are exact near the surface and interpolated far from it.
+
+    Parameters
+    ----------
+    decoder : cellnb.model.Decoder
+    code : Tensor or ndarray, shape (L,)
+    shape : int or tuple of 3 ints
+        Frame shape ``(D0, D1, D2)``, at least :data:`MIN_GRID_SIZE` per side.
+    times : array-like of float, shape (T,)
+        Network times in [-1, 1].
+    coarse : int, optional
+        Stride of the coarsest level in voxels, a power of two (1 means
+        dense); default :func:`default_coarse` (about 16 cells per side:
+        4 at 64^3, 8 at 128^3, 16 at 256^3).
+    margin : float
+        Safety factor (>= 1) on the measured local slope; larger is safer
+        and slower.
+    lipschitz : float
+        A known bound on the field's slope in SDF units per network unit
+        (e.g. 1 for an exact SDF in network units); the measured local slope
+        is used where it is larger.
+    chunk_points : int
+        Points per network call.
+    device : str or torch.device, optional
+        Default the decoder's device (the decoder is moved there).
+
+    Returns
+    -------
+    sdf : ndarray of float32, shape (T, D0, D1, D2)
+    n_evaluations : int
+        Points evaluated by the network, over all frames (dense: ``T * D0 * D1 * D2``).
+    """
+    dims, t = grid_shape(shape), _times(times)
+    chunk_points = _check_chunk(chunk_points)
+    if coarse is None:
+        coarse = default_coarse(dims)
+    coarse = int(coarse)
+    if coarse < 1 or coarse & (coarse - 1):
+        raise ValueError(f"coarse must be a power of two (1, 2, 4, 8, ...), got {coarse}")
+    if not margin >= 1.0:
+        raise ValueError(f"margin is a safety factor and must be at least 1, got {margin}")
+    if not lipschitz >= 0.0:
+        raise ValueError(f"lipschitz must be a non-negative slope bound, got {lipschitz}")
+    decoder, code, device = _prepare(decoder, code, device)
+    _check_memory(dims, len(t), decoder, chunk_points, "narrow", device)
+    evaluator = _Evaluator(decoder, code, dims, chunk_points, device)
+    out = np.empty((len(t),) + dims, dtype=np.float32)
+    for k, tk in enumerate(t):
+        out[k] = _narrow_frame(evaluator, tk, dims, coarse, float(margin), float(lipschitz))
+    return out, evaluator.count
+
+
+def evaluate(decoder, code, *, shape, times, method: str = "narrow", chunk_points: int = DEFAULT_CHUNK_POINTS,
+             device=None) -> tuple[np.ndarray, int]:
+    """Either route by name: ``method="narrow"`` (default) or ``"dense"``; returns ``(sdf, n_evaluations)``."""
+    if method == "narrow":
+        return evaluate_narrow_band(decoder, code, shape=shape, times=times, chunk_points=chunk_points,
+                                    device=device)
+    if method == "dense":
+        sdf = evaluate_dense(decoder, code, shape=shape, times=times, chunk_points=chunk_points, device=device)
+        return sdf, int(sdf.size)
+    raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def compare_methods(decoder, code, *, shape, times, margin: float = DEFAULT_MARGIN, coarse: int | None = None,
+                    chunk_points: int = DEFAULT_CHUNK_POINTS, device=None) -> dict:
+    """Dense vs narrow band on the same code and grid: evaluations, seconds, mask agreement.
+
+    Returns
+    -------
+    dict
+        ``shape``, ``frames``, ``dense_evaluations``, ``narrow_evaluations``,
+        ``evaluations_ratio`` (dense / narrow), ``dense_seconds``,
+        ``narrow_seconds``, ``time_ratio`` (dense / narrow), ``iou`` of the
+        masks ``sdf < 0`` over all frames, ``voxels_differing``, and the
+        26-connected component count of each frame by each route
+        (``components_dense``, ``components_narrow``).
+    """
+    start = time.perf_counter()
+    dense = evaluate_dense(decoder, code, shape=shape, times=times, chunk_points=chunk_points, device=device) < 0
+    dense_s = time.perf_counter() - start
+    start = time.perf_counter()
+    sdf, n_narrow = evaluate_narrow_band(decoder, code, shape=shape, times=times, margin=margin, coarse=coarse,
+                                         chunk_points=chunk_points, device=device)
+    narrow_s = time.perf_counter() - start
+    narrow = sdf < 0
+    union = int(np.logical_or(dense, narrow).sum())
+    return {
+        "shape": list(dense.shape[1:]),
+        "frames": int(dense.shape[0]),
+        "dense_evaluations": int(dense.size),
+        "narrow_evaluations": int(n_narrow),
+        "evaluations_ratio": dense.size / n_narrow,
+        "dense_seconds": dense_s,
+        "narrow_seconds": narrow_s,
+        "time_ratio": dense_s / narrow_s,
+        "iou": float(np.logical_and(dense, narrow).sum() / union) if union else 1.0,
+        "voxels_differing": int((dense != narrow).sum()),
+        "components_dense": [int(c) for c in component_counts(dense)],
+        "components_narrow": [int(c) for c in component_counts(narrow)],
+    }
+
+
+def evaluate_codes(decoder, codes, *, shape, times, method: str = "narrow",
+                   chunk_points: int = DEFAULT_CHUNK_POINTS, device=None, progress: bool = False) -> np.ndarray:
+    """Several codes on the same grid and times (:func:`evaluate` for each).
+
+    Parameters
+    ----------
+    codes : Tensor or ndarray, shape (n, L)
+
+    Returns
+    -------
+    sdf : ndarray of float32, shape (n, T, D0, D1, D2)
+    """
+    codes = torch.as_tensor(codes, dtype=torch.float32)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be a matrix (n, L), got shape {tuple(codes.shape)}")
+    dims, t = grid_shape(shape), _times(times)
+    check_memory(len(codes) * len(t) * int(np.prod(dims)) * _BYTES, what=f"{len(codes)} sequences of {len(t)} frames of {dims}")
+    return np.stack([
+        evaluate(decoder, code, shape=dims, times=t, method=method, chunk_points=chunk_points, device=device)[0]
+        for code in tqdm(codes, desc="decode", unit="code", disable=not progress)
+    ])
+
+
+def mesh_frame(sdf_frame, *, spacing=(1.0, 1.0, 1.0), level: float = 0.0) -> pv.PolyData:
+    """Triangle mesh of the zero level set of one frame (marching cubes).
+
+    The frame is padded by one voxel of outside value first, so a shape cut
+    by the grid border still gets a closed surface (capped at the border).
+    Vertices are in physical units: voxel index times ``spacing``, voxel
+    ``(0, 0, 0)`` at the origin, axes in array order ``(D0, D1, D2)``.
+    Faces are oriented with normals pointing out of the shape.
+
+    Parameters
+    ----------
+    sdf_frame : ndarray, shape (D0, D1, D2)
+        Negative inside.
+    spacing : tuple of 3 floats
+        Voxel size along each axis.
+    level : float
+        Iso-value of the surface.
+
+    Returns
+    -------
+    mesh : pyvista.PolyData
+        Empty (``n_points == 0``) when no voxel is inside (``sdf >= level``
+        everywhere): a cell that vanished has no surface, which is not an error.
+    """
+    frame = np.asarray(sdf_frame, dtype=np.float32)
+    if frame.ndim != 3:
+        raise ValueError(f"sdf_frame must be one 3D frame (D0, D1, D2), got shape {frame.shape}")
+    if not np.all(np.isfinite(frame)):
+        raise ValueError("sdf_frame contains NaN or infinite values")
+    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+    if not np.all(spacing > 0):
+        raise ValueError(f"spacing must be three positive voxel sizes, got {tuple(spacing)}")
+    if not (frame < level).any():
+        return pv.PolyData()
+    outside = level + max(float(np.abs(frame - level).max()), 1.0)
+    padded = np.pad(frame, 1, constant_values=outside)
+    # scikit-image's default "descent" orients the faces of a negative-inside field outwards.
+    verts, faces, _, _ = marching_cubes(padded, level=level, spacing=tuple(spacing), allow_degenerate=False)
+    verts -= spacing
+    cells = np.hstack([np.full((len(faces), 1), 3, dtype=faces.dtype), faces]).ravel()
+    return pv.PolyData(verts.astype(np.float32), cells)
+
+
+def volume_curve(sdf_seq, *, spacing=(1.0, 1.0, 1.0), level: float = 0.0, method: str = "voxels") -> np.ndarray:
+    """Volume of the shape in each frame.
+
+    Parameters
+    ----------
+    sdf_seq : ndarray, shape (T, D0, D1, D2)
+    spacing : tuple of 3 floats
+    level : float
+        Iso-value of the surface.
+    method : {"voxels", "mesh"}
+        ``voxels``: inside voxel count times the voxel volume, the estimate of
+        ``cellnb.descriptors`` (``volume``), without the other descriptors;
+        ``mesh``: volume enclosed by :func:`mesh_frame`, sub-voxel accurate
+        and smooth over time (no staircase steps at coarse grids), slower.
+
+    Returns
+    -------
+    volumes : ndarray of float, shape (T,)
+        In units of ``spacing`` cubed.
+    """
+    sdf_seq = np.asarray(sdf_seq)
+    if sdf_seq.ndim != 4:
+        raise ValueError(f"sdf_seq must have shape (T, D0, D1, D2), got {sdf_seq.shape}")
+    if method == "mesh":
+        return np.array([mesh_frame(f, spacing=spacing, level=level).volume for f in sdf_seq], dtype=float)
+    if method != "voxels":
+        raise ValueError(f"unknown method {method!r}; use 'voxels' or 'mesh'")
+    voxel = float(np.prod(np.broadcast_to(np.asarray(spacing, dtype=float), (3,))))
+    return (sdf_seq < level).sum(axis=(1, 2, 3)).astype(float) * voxel

@@ -1,0 +1,773 @@
+"""Fitting the auto-decoder: one latent code per sequence and one shared decoder.
+
+The loop follows the official ``train.py`` (Wiesner et al. 2022, after
+DeepSDF): codes are an embedding initialised ``N(0, code_init_std^2 / L)``,
+the loss is the L1 distance of the (optionally clamped) SDF plus
+``code_reg * min(1, epoch / code_reg_warmup_epochs)`` times the mean code
+norm, and Adam updates decoder and codes with their own learning rates and
+schedules.  It differs where that makes it faster on the same model:
+
+* a batch is ``frames_per_batch`` frames of ``points_per_frame`` points each,
+  and :meth:`cellnb.model.Decoder.forward_grouped` computes every code's share
+  of the first and the re-injection layers once per frame instead of once
+  per point;
+* training points are pre-drawn per frame (:class:`cellnb.sampling.FramePoints`)
+  and redrawn every ``resample_every`` epochs; nothing is collated per step.
+
+Multi-process
+-------------
+Run under ``torchrun --nproc_per_node=K -m cellnb train ...`` (or ``python -m
+torch.distributed.run``): the processes form a group (gloo on CPU, nccl on
+GPU), the decoder and the code embedding are one DistributedDataParallel
+module (gradients of the codes are all-reduced like any other parameter),
+and frames are sharded: frame ``f`` belongs to virtual shard ``f %
+frames_per_batch``, each batch takes one frame of every virtual shard, and
+process ``r`` owns shards ``r, r + K, ...``.  The batches are therefore the
+same for any K, so K processes reproduce the single-process run up to
+floating-point summation order.  Only process 0 writes files.
+
+Resume
+------
+Checkpoints hold the decoder, codes, optimiser state, epoch, log and the
+torch RNG state; batch order and training points are functions of ``(seed,
+epoch)``, so a resumed run continues bit for bit.  Learning-rate schedules
+are functions of the epoch and of the configured ``epochs``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from cellnb.config import load_profile
+from cellnb.descriptors import component_counts
+from cellnb.field import evaluate_dense
+from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
+from cellnb.model import Decoder, DecoderConfig
+from cellnb.sampling import MODES, FramePoints, SDFDataset
+from cellnb.sdf import time_coords
+from cellnb.workspace import RunDir
+
+__all__ = [
+    "TrainConfig",
+    "AutoDecoder",
+    "Trainer",
+    "learning_rates",
+    "train",
+    "load_trained",
+    "reconstruct",
+]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "cellnb.train/1"
+LOG_FILE = "train_log.csv"
+SCHEDULES = ("constant", "step", "cosine")
+AMP_MODES = ("none", "bf16", "fp16")
+SURFACE_BAND = 0.1  # |SDF| (normalised) below which the SDF error "near the surface" is measured
+# Settings that may change when resuming; all others must equal the checkpoint's.
+_RESUMABLE = ("epochs", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training parameter; saved in every checkpoint.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over all frames.
+    lr_decoder, lr_codes : float
+        Initial Adam learning rates of the decoder and of the codes.
+    lr_schedule : {"constant", "step", "cosine"}
+        ``step``: multiply by ``lr_step_factor`` every ``lr_step_every``
+        epochs (decoder) and by ``lr_codes_step_factor`` every
+        ``lr_codes_step_every`` epochs (codes), as the official schedules;
+        ``cosine``: cosine decay from the initial rate to ``lr_final_factor``
+        times it over ``epochs``.
+    lr_warmup_epochs : int
+        Linear warm-up of both rates over the first epochs (0: none).
+    points_per_frame : int
+        Training points per frame.
+    frames_per_batch : int
+        Frames per optimisation step (a multiple of the process count).
+    sampling_mode : {"official", "band"}
+        Point rule of :func:`cellnb.sampling.sample_frame`.
+    near_fraction, threshold : float
+        Share of points near the cell and the SDF threshold defining "near".
+    resample_every : int
+        Redraw the points every this many epochs (0: draw once).
+    code_init_std : float
+        Codes start as ``N(0, (code_init_std / sqrt(L))^2)``: DeepSDF's and the
+        official ``CodeInitStdDev`` (default 1.0) divided by ``sqrt(CodeLength)``.
+    code_reg : float
+        Weight of the mean code norm in the loss (official
+        ``CodeRegularizationLambda``, 1e-4); 0 disables it.
+    code_reg_warmup_epochs : int
+        The weight ramps up linearly over this many epochs (official: 1000).
+    clamp : float or None
+        Clamp prediction and target SDF to ``[-clamp, clamp]`` before the loss
+        (official ``ClampingDistance`` with ``ClampSDFminmax``).
+    grad_clip : float or None
+        Clip the decoder's gradient norm (official ``GradientClipNorm``).
+    checkpoint_every : int
+        Write ``latest.pt`` and a snapshot every this many epochs (and at the end).
+    seed : int
+        Seeds initialisation, batch order and training points.
+    amp : {"none", "bf16", "fp16"}
+        Mixed precision (CUDA only; ignored with a warning on CPU).
+    cache_mb : int
+        Keep a process's frames in memory when they take at most this many MiB;
+        larger data sets are read from the files at each redraw.
+    """
+
+    epochs: int = 300
+    lr_decoder: float = 3e-4
+    lr_codes: float = 1e-3
+    lr_schedule: str = "cosine"
+    lr_step_every: int = 500
+    lr_step_factor: float = 0.5
+    lr_codes_step_every: int = 500
+    lr_codes_step_factor: float = 0.5
+    lr_final_factor: float = 0.05
+    lr_warmup_epochs: int = 0
+    points_per_frame: int = 4096
+    frames_per_batch: int = 8
+    sampling_mode: str = "band"
+    near_fraction: float = 0.7
+    threshold: float = 0.1
+    resample_every: int = 1
+    code_init_std: float = 1.0
+    code_reg: float = 1e-4
+    code_reg_warmup_epochs: int = 100
+    clamp: float | None = None
+    grad_clip: float | None = None
+    checkpoint_every: int = 50
+    seed: int = 0
+    amp: str = "none"
+    cache_mb: int = 1024
+
+    def __post_init__(self):
+        positive = ("epochs", "points_per_frame", "frames_per_batch", "checkpoint_every", "lr_step_every",
+                    "lr_codes_step_every")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr_decoder", "lr_codes", "lr_step_factor", "lr_codes_step_factor", "lr_final_factor"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("resample_every", "lr_warmup_epochs", "code_reg_warmup_epochs", "cache_mb"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.code_reg < 0 or self.code_init_std <= 0:
+            raise ValueError("code_reg must be >= 0 and code_init_std > 0")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.sampling_mode not in MODES:
+            raise ValueError(f"sampling_mode must be one of {', '.join(MODES)}, got {self.sampling_mode!r}")
+        if not 0.0 <= self.near_fraction <= 1.0:
+            raise ValueError(f"near_fraction must lie in [0, 1], got {self.near_fraction}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        for name in ("clamp", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or null (off), got {value}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training parameters {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def learning_rates(config: TrainConfig, epoch: int) -> tuple[float, float]:
+    """Learning rates of decoder and codes during ``epoch`` (0-based)."""
+    if config.lr_schedule == "constant":
+        f_dec = f_codes = 1.0
+    elif config.lr_schedule == "step":
+        f_dec = config.lr_step_factor ** (epoch // config.lr_step_every)
+        f_codes = config.lr_codes_step_factor ** (epoch // config.lr_codes_step_every)
+    else:
+        progress = epoch / max(config.epochs - 1, 1)
+        f_dec = f_codes = config.lr_final_factor + (1 - config.lr_final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if epoch < config.lr_warmup_epochs:
+        warm = (epoch + 1) / (config.lr_warmup_epochs + 1)
+        f_dec, f_codes = f_dec * warm, f_codes * warm
+    return config.lr_decoder * f_dec, config.lr_codes * f_codes
+
+
+class AutoDecoder(nn.Module):
+    """The decoder and the code embedding as one module (what DDP wraps).
+
+    Parameters
+    ----------
+    decoder : Decoder
+    n_codes : int
+        Number of sequences S.
+    init_std : float
+        Standard deviation of the initial codes.
+    """
+
+    def __init__(self, decoder: Decoder, n_codes: int, *, init_std: float):
+        super().__init__()
+        self.decoder = decoder
+        self.codes = nn.Embedding(n_codes, decoder.config.code_length)
+        nn.init.normal_(self.codes.weight, 0.0, init_std)
+
+    def forward(self, sequence: torch.Tensor, xyzt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SDF at ``xyzt`` (B, P, 4) for the sequences ``sequence`` (B,): returns ``(sdf (B, P), codes (B, L))``."""
+        z = self.codes(sequence)
+        return self.decoder.forward_grouped(z, xyzt), z
+
+
+def _device(device) -> torch.device:
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available; use device='cpu'")
+    return device
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
+    """Join the process group torchrun set up; returns ``(rank, world, device, created)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device, False
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        created = True
+    return dist.get_rank(), dist.get_world_size(), device, created
+
+
+def _resolve_configs(profile, overrides, model_config, train_config) -> tuple[DecoderConfig, TrainConfig]:
+    cfg = load_profile(profile, overrides)
+    if model_config is None:
+        model_config = DecoderConfig.from_dict(cfg["model"])
+    elif isinstance(model_config, dict):
+        model_config = DecoderConfig.from_dict({**cfg["model"], **model_config})
+    if train_config is None:
+        train_config = TrainConfig.from_dict(cfg["train"])
+    elif isinstance(train_config, dict):
+        train_config = TrainConfig.from_dict({**cfg["train"], **train_config})
+    return model_config, train_config
+
+
+def _virtual_shards(n_frames: int, batch: int) -> list[np.ndarray]:
+    """Frames of each virtual shard: shard ``v`` holds the frames ``f`` with ``f % batch == v``."""
+    return [np.arange(v, n_frames, batch) for v in range(batch)]
+
+
+def _epoch_batches(shards, seed: int, epoch: int, mine) -> list[list[int]]:
+    """This process's frames of every step of an epoch (one frame per owned shard per step)."""
+    rng = np.random.default_rng((seed, epoch, 0x5EED))
+    perms = [rng.permutation(len(s)) for s in shards]  # all shards: every process draws the same stream
+    steps = min(len(s) for s in shards)
+    return [[int(shards[v][perms[v][b]]) for v in mine] for b in range(steps)]
+
+
+def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainConfig, data: SDFDataset, path):
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a cellnb training checkpoint (format {ckpt.get('format')!r})")
+    if ckpt["model_config"] != model_config.to_dict():
+        diff = {k: (ckpt["model_config"].get(k), v) for k, v in model_config.to_dict().items() if ckpt["model_config"].get(k) != v}
+        raise ValueError(
+            f"checkpoint {path} was trained with a different model config (checkpoint vs requested: {diff}); "
+            "resume with the same model settings or start over with overwrite=True (--overwrite)"
+        )
+    saved = {k: v for k, v in ckpt["train_config"].items() if k not in _RESUMABLE}
+    asked = {k: v for k, v in train_config.to_dict().items() if k not in _RESUMABLE}
+    if saved != asked:
+        diff = {k: (saved.get(k), asked.get(k)) for k in asked if saved.get(k) != asked.get(k)}
+        raise ValueError(
+            f"checkpoint {path} was trained with different settings (checkpoint vs requested: {diff}); only "
+            f"{', '.join(_RESUMABLE)} may change when resuming; use the same settings or overwrite=True (--overwrite)"
+        )
+    if ckpt["data"] != data.fingerprint():
+        raise ValueError(
+            f"checkpoint {path} was trained on other data ({ckpt['data']}) than {data.folder} ({data.fingerprint()}); "
+            "resume with the same data set"
+        )
+    if ckpt["epoch"] > train_config.epochs:
+        raise ValueError(
+            f"checkpoint {path} is at epoch {ckpt['epoch']}, beyond the requested epochs={train_config.epochs}; "
+            "ask for more epochs to continue"
+        )
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path, overwrite=True) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _amp_context(amp: str, device: torch.device):
+    if amp == "none" or device.type != "cuda":
+        return torch.autocast(device_type=device.type, enabled=False)
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def train(
+    data,
+    run,
+    *,
+    model_config=None,
+    train_config=None,
+    profile: str = "quick",
+    overrides: dict | None = None,
+    device=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Fit a decoder and one code per sequence to an SDF data set.
+
+    Parameters
+    ----------
+    data : path-like or None
+        Folder of ``.h5`` SDF files (``cellnb prepare``); None: the run's ``data/``.
+    run : RunDir or path-like
+        Run directory; checkpoints go to ``run/checkpoints`` (``latest.pt`` and
+        ``epochNNNNN.pt`` snapshots), the per-epoch log to ``run/train_log.csv``.
+    model_config : DecoderConfig or dict, optional
+        Decoder; a dict overrides the profile's ``model`` section.
+    train_config : TrainConfig or dict, optional
+        Training settings; a dict overrides the profile's ``train`` section.
+    profile : {"quick", "paper"}
+        Profile the defaults come from.
+    overrides : dict, optional
+        Nested profile overrides, e.g. ``{"train": {"epochs": 5}}``.
+    device : str or torch.device, optional
+        Default CUDA if available, else CPU.  Under torchrun on CUDA each
+        process uses ``cuda:LOCAL_RANK``.
+    resume : bool
+        Continue from ``latest.pt`` (settings other than ``epochs`` and
+        ``checkpoint_every`` must match the checkpoint's).
+    overwrite : bool
+        Start over even if the run has checkpoints (they are replaced as new
+        ones are written).
+    progress : bool
+        Show a tqdm bar with the loss.
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``seconds`` (training wall time, summed over resumed
+        sessions), ``points_per_second``, ``final_loss``, ``n_parameters``,
+        ``n_sequences``, ``n_frames``, ``checkpoint`` (path), ``device``,
+        ``world_size``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No SDF files, or ``resume`` without a checkpoint.
+    FileExistsError
+        A checkpoint exists and neither ``resume`` nor ``overwrite`` is set.
+    ValueError
+        Inconsistent data, NaNs, settings that do not match the checkpoint,
+        or a diverged loss (nothing is written then).
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    model_config, train_config = _resolve_configs(profile, overrides, model_config, train_config)
+    dataset = SDFDataset(run.data if data is None else data)
+    if resume and overwrite:
+        raise ValueError("pass either resume=True (continue) or overwrite=True (start over), not both")
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(run.require_checkpoint())
+        _check_resume(ckpt, model_config, train_config, dataset, run.latest_checkpoint)
+    elif run.latest_checkpoint.exists() and not overwrite:
+        raise FileExistsError(
+            f"{run.latest_checkpoint} exists; pass resume=True (--resume) to continue it "
+            "or overwrite=True (--overwrite) to start over"
+        )
+    device = _device(device)
+    if train_config.amp != "none" and device.type != "cuda":
+        log.warning("amp=%r needs CUDA; training in float32 on %s", train_config.amp, device)
+    rank, world, device, created = _distributed(device)
+    try:
+        return _fit(dataset, run, model_config, train_config, ckpt, device, rank, world, progress)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+class Trainer:
+    """The state of a training run and one epoch of its loop.
+
+    :func:`train` adds checkpoints, logging and resume around it; the
+    benchmark (``benchmarks/train_throughput.py``) times it directly.
+
+    Parameters
+    ----------
+    dataset : SDFDataset
+    model_config : DecoderConfig
+    config : TrainConfig
+    device : torch.device
+    rank, world : int
+        This process's rank and the number of processes (1 without torchrun).
+
+    Raises
+    ------
+    ValueError
+        If ``frames_per_batch`` is not a multiple of ``world``.
+    """
+
+    def __init__(self, dataset: SDFDataset, model_config: DecoderConfig, config: TrainConfig, *,
+                 device=torch.device("cpu"), rank: int = 0, world: int = 1):
+        tc = config
+        self.dataset, self.model_config, self.config = dataset, model_config, tc
+        self.device, self.world = torch.device(device), world
+        self.batch = min(tc.frames_per_batch, dataset.n_total_frames)
+        if self.batch % world:
+            raise ValueError(
+                f"frames_per_batch ({self.batch}) must be a multiple of the number of processes ({world}); "
+                f"set train.frames_per_batch to e.g. {max(world, self.batch - self.batch % world)}"
+            )
+        self.shards = _virtual_shards(dataset.n_total_frames, self.batch)
+        self.mine = list(range(rank, self.batch, world))
+        torch.manual_seed(tc.seed)
+        self.module = AutoDecoder(Decoder(model_config), dataset.n_sequences,
+                                  init_std=tc.code_init_std / math.sqrt(model_config.code_length)).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            [{"params": self.module.decoder.parameters(), "lr": tc.lr_decoder},
+             {"params": self.module.codes.parameters(), "lr": tc.lr_codes}]
+        )
+        self.model = nn.parallel.DistributedDataParallel(self.module) if world > 1 else self.module
+        self.points = FramePoints(
+            dataset,
+            frames=np.sort(np.concatenate([self.shards[v] for v in self.mine])),
+            points_per_frame=tc.points_per_frame,
+            near_fraction=tc.near_fraction,
+            threshold=tc.threshold,
+            mode=tc.sampling_mode,
+            seed=tc.seed,
+            cache_bytes=tc.cache_mb << 20,
+        ).to(self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=tc.amp == "fp16" and self.device.type == "cuda")
+
+    def run_epoch(self, epoch: int) -> dict:
+        """Train one epoch (0-based); returns the epoch's log row without timing.
+
+        The row holds ``epoch`` (1-based), ``loss`` (mean L1 SDF loss over the
+        steps and processes), ``code_reg`` (mean weighted code term),
+        ``lr_decoder``, ``lr_codes`` and ``points`` (trained, all processes).
+        """
+        tc, optimizer = self.config, self.optimizer
+        lr_dec, lr_codes = learning_rates(tc, epoch)
+        optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = lr_dec, lr_codes
+        round_ = epoch // tc.resample_every if tc.resample_every else 0
+        if self.points.round != round_:
+            self.points.resample(round_)
+        warm = min(1.0, (epoch + 1) / tc.code_reg_warmup_epochs) if tc.code_reg_warmup_epochs else 1.0
+        reg_weight = tc.code_reg * warm
+        sums = torch.zeros(3, dtype=torch.float64)
+        self.model.train()
+        for frames in _epoch_batches(self.shards, tc.seed, epoch, self.mine):
+            seq, xyzt, target = self.points.batch(frames)
+            with _amp_context(tc.amp, self.device):
+                pred, z = self.model(seq, xyzt)
+            pred = pred.float()
+            if tc.clamp is not None:
+                pred, target = pred.clamp(-tc.clamp, tc.clamp), target.clamp(-tc.clamp, tc.clamp)
+            sdf_loss = (pred - target).abs().mean()
+            reg = z.norm(dim=1).mean()
+            loss = sdf_loss + reg_weight * reg
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if tc.grad_clip is not None:
+                self.scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(self.module.decoder.parameters(), tc.grad_clip)
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            sums += torch.tensor([sdf_loss.item(), reg_weight * reg.item(), 1.0], dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(sums)
+        steps = sums[2].item()
+        loss_mean = (sums[0] / steps).item() if steps else float("nan")
+        if not math.isfinite(loss_mean):
+            raise ValueError(
+                f"training diverged at epoch {epoch + 1} (loss {loss_mean}); lower train.lr_decoder "
+                f"(now {tc.lr_decoder}); no checkpoint was written for this epoch"
+            )
+        return {"epoch": epoch + 1, "loss": loss_mean, "code_reg": (sums[1] / steps).item(), "lr_decoder": lr_dec,
+                "lr_codes": lr_codes, "points": int(steps) // self.world * self.batch * tc.points_per_frame}
+
+    def state(self) -> dict:
+        """Model, codes and optimiser state for a checkpoint."""
+        return {
+            "decoder": self.module.decoder.state_dict(),
+            "codes": self.module.codes.weight.detach().cpu().clone(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state(self, ckpt: dict) -> None:
+        """Restore what :meth:`state` saved."""
+        self.module.decoder.load_state_dict(ckpt["decoder"])
+        with torch.no_grad():
+            self.module.codes.weight.copy_(ckpt["codes"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+
+
+def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) -> dict:
+    trainer = Trainer(dataset, model_config, tc, device=device, rank=rank, world=world)
+    start, history, seconds, points_done = 0, [], 0.0, 0
+    if ckpt is not None:
+        trainer.load_state(ckpt)
+        start, history = int(ckpt["epoch"]), list(ckpt["log"])
+        seconds, points_done = float(ckpt["stats"]["seconds"]), int(ckpt["stats"]["points"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    writer = rank == 0
+    if writer:
+        run.update_config("model", model_config.to_dict())
+        run.update_config("train", {**tc.to_dict(), "data": str(dataset.folder.resolve()), "device": str(device),
+                                    "world_size": world})
+    fresh = ckpt is None  # a fresh run clears stale snapshots of an overwritten one at its first save
+    bar = tqdm(range(start, tc.epochs), desc="train", unit="epoch", initial=start, total=tc.epochs,
+               disable=not (progress and writer))
+    t_start = time.perf_counter()
+    for epoch in bar:
+        row = trainer.run_epoch(epoch)
+        points_done += row.pop("points")
+        elapsed = seconds + time.perf_counter() - t_start
+        history.append({**row, "seconds": round(elapsed, 3)})
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        last = epoch + 1 == tc.epochs
+        if writer and ((epoch + 1) % tc.checkpoint_every == 0 or last):
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "model_config": model_config.to_dict(),
+                "train_config": tc.to_dict(),
+                "data": dataset.fingerprint(),
+                **trainer.state(),
+                "epoch": epoch + 1,
+                "log": history,
+                "stats": {"seconds": elapsed, "points": points_done, "world_size": world, "device": str(device)},
+                "rng": {"torch": torch.get_rng_state()},
+            }
+            if fresh:
+                for old in run.checkpoints.glob("epoch*.pt"):
+                    old.unlink()
+                fresh = False
+            save_checkpoint(run.epoch_checkpoint(epoch + 1), state, overwrite=True)
+            save_checkpoint(run.latest_checkpoint, state, overwrite=True)
+            _write_log(run.root / LOG_FILE, history)
+    seconds_total = seconds + time.perf_counter() - t_start
+    summary = {
+        "epochs": tc.epochs,
+        "seconds": seconds_total,
+        "points_per_second": points_done / seconds_total if seconds_total > 0 else 0.0,
+        "final_loss": history[-1]["loss"] if history else None,
+        "n_parameters": trainer.module.decoder.n_parameters(),
+        "n_sequences": dataset.n_sequences,
+        "n_frames": dataset.n_frames,
+        "checkpoint": str(run.latest_checkpoint),
+        "device": str(device),
+        "world_size": world,
+    }
+    if writer:
+        run.update_metrics("train", {k: summary[k] for k in ("epochs", "seconds", "points_per_second", "final_loss",
+                                                             "n_parameters")})
+    return summary
+
+
+def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str], dict]:
+    """The trained decoder and codes of a run.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    decoder : Decoder
+        In eval mode, on ``device``.
+    codes : Tensor, shape (S, L)
+        One row per training sequence, in the order of ``names``.
+    names : list of str
+    info : dict
+        ``epoch``, ``model_config``, ``train_config``, ``data`` (names,
+        frame count, shape), ``stats`` (seconds, points, ...), ``log``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No checkpoint.
+    ValueError
+        Corrupt, unsafe or inconsistent checkpoint.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    path = run.require_checkpoint()
+    device = _device(device)
+    ckpt = load_checkpoint(path, map_location=device)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a cellnb training checkpoint; train with `cellnb train` first")
+    config = DecoderConfig.from_dict(ckpt["model_config"])
+    decoder = Decoder(config)
+    try:
+        decoder.load_state_dict(ckpt["decoder"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the weights do not match the saved model config {config} ({err})") from None
+    codes = ckpt["codes"]
+    names = list(ckpt["data"]["names"])
+    if codes.shape != (len(names), config.code_length):
+        raise ValueError(f"{path}: codes of shape {tuple(codes.shape)} do not match {len(names)} sequences x {config.code_length}")
+    decoder.to(device).eval()
+    info = {k: ckpt[k] for k in ("epoch", "model_config", "train_config", "data", "stats", "log")}
+    return decoder, codes.to(device), names, info
+
+
+def _components(masks: np.ndarray) -> list[int]:
+    return [int(c) for c in component_counts(masks)]
+
+
+def reconstruct(
+    run,
+    *,
+    size=None,
+    frames: int | None = None,
+    data=None,
+    sequences=None,
+    chunk_points: int = 2**16,
+    device=None,
+    progress: bool = True,
+) -> dict:
+    """Decode the learned codes on a grid and score them against the training data.
+
+    At the training grid size and frame count, every sequence is compared
+    with its training masks (``sdf < 0``): Dice and IoU over the whole
+    sequence, mean ``|SDF error|`` where the true ``|SDF| <= 0.1`` (normalised
+    units, and voxels when the file records its scale), and the number of
+    connected components per frame.  The ``train`` section of
+    ``metrics.json`` is then rewritten with these scores and the training
+    numbers.  At another size or frame count only the reconstructions are
+    returned.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+    size : int or tuple of 3 ints, optional
+        Grid shape; default the training shape.
+    frames : int, optional
+        Frame count (evenly spaced in time); default the training count.
+    data : path-like, optional
+        SDF data set to score against; default the one recorded in the run's
+        config (else ``run/data``).
+    sequences : list of str, optional
+        Names of the sequences to decode; default all.
+    chunk_points : int
+        Points per network call.
+    device : str or torch.device, optional
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``n_sequences``, ``size``, ``frames``, ``names``, ``masks`` (name ->
+        bool array (T, D0, D1, D2)) and, when scored, ``dice_mean``,
+        ``iou_mean``, ``sdf_error_near_mean``, ``dice``, ``iou``,
+        ``sdf_error_near`` (per sequence), ``topology_sequences`` (sequences
+        whose true component count changes, e.g. dividing cells),
+        ``topology_kept`` (those whose reconstruction has the same count in
+        every frame), ``components`` (name -> [true counts, reconstructed
+        counts]) and the training numbers ``n_parameters``, ``epochs``,
+        ``points_per_second``, ``seconds``.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    decoder, codes, names, info = load_trained(run, device=device)
+    train_shape = tuple(info["data"]["shape"])
+    train_frames = int(info["data"]["n_frames"])
+    shape = train_shape if size is None else tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
+    n_t = train_frames if frames is None else int(frames)
+    picks = names if sequences is None else list(sequences)
+    unknown = [n for n in picks if n not in names]
+    if unknown:
+        raise ValueError(f"sequences {unknown} are not in the run; known: {names}")
+    scored = shape == train_shape and n_t == train_frames
+    dataset = None
+    if scored:
+        recorded = run.read_config().get("train", {}).get("data")
+        candidates = [Path(data)] if data is not None else [Path(p) for p in (recorded, run.data) if p]
+        folder = next((c for c in candidates if c.is_dir()), None)
+        if folder is None:
+            raise FileNotFoundError(
+                f"the training data ({', '.join(map(str, candidates))}) is gone, so the reconstruction cannot be "
+                "scored; pass data=FOLDER, or a size/frame count other than the training one to skip scoring"
+            )
+        dataset = SDFDataset(folder)
+        if dataset.fingerprint() != info["data"]:
+            raise ValueError(f"data set {folder} is not the one the run was trained on ({info['data']['names']})")
+    times = time_coords(n_t)
+    out = {"n_sequences": len(picks), "size": list(shape), "frames": n_t, "names": picks, "masks": {}}
+    per = {"dice": {}, "iou": {}, "sdf_error_near": {}, "sdf_error_near_voxels": {}, "components": {}}
+    for name in tqdm(picks, desc="reconstruct", unit="seq", disable=not progress):
+        s = names.index(name)
+        sdf = evaluate_dense(decoder, codes[s], shape=shape, times=times, chunk_points=chunk_points, device=codes.device)
+        rec = sdf < 0
+        out["masks"][name] = rec
+        if not scored:
+            continue
+        truth_sdf = dataset.sequence(s)
+        truth = truth_sdf < 0
+        inter = np.count_nonzero(rec & truth)
+        total = np.count_nonzero(rec) + np.count_nonzero(truth)
+        union = total - inter
+        per["dice"][name] = 2 * inter / total if total else 1.0
+        per["iou"][name] = inter / union if union else 1.0
+        near = np.abs(truth_sdf) <= SURFACE_BAND
+        err = float(np.abs(sdf[near] - truth_sdf[near]).mean()) if near.any() else 0.0
+        per["sdf_error_near"][name] = err
+        scale = dataset.records[s].get("scale")
+        if scale:
+            per["sdf_error_near_voxels"][name] = err * float(scale)
+        per["components"][name] = [_components(truth), _components(rec)]
+    if not scored:
+        return out
+    changing = [n for n, (t, _) in per["components"].items() if len(set(t)) > 1]
+    kept = [n for n in changing if per["components"][n][0] == per["components"][n][1]]
+    stats = info["stats"]
+    metrics = {
+        "n_sequences": len(picks),
+        "size": list(shape),
+        "frames": n_t,
+        "dice_mean": float(np.mean(list(per["dice"].values()))),
+        "iou_mean": float(np.mean(list(per["iou"].values()))),
+        "sdf_error_near_mean": float(np.mean(list(per["sdf_error_near"].values()))),
+        "topology_sequences": len(changing),
+        "topology_kept": len(kept),
+        "n_parameters": decoder.n_parameters(),
+        "epochs": int(info["epoch"]),
+        "points_per_second": stats["points"] / stats["seconds"] if stats["seconds"] else 0.0,
+        "seconds": stats["seconds"],
+        **{k: v for k, v in per.items() if v},
+    }
+    if per["sdf_error_near_voxels"]:
+        metrics["sdf_error_near_voxels_mean"] = float(np.mean(list(per["sdf_error_near_voxels"].values())))
+    run.update_metrics("train", metrics)
+    out.update(metrics)
+    return out
+

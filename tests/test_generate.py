@@ -1,0 +1,249 @@
+"""The generation pipeline: exports against analytic truth, seeds, sharding, bad input, atomicity.
+
+Most tests replace the trained model by an analytic two-sphere "decoder"
+(code = offset, radius), so every exported file can be checked against the
+exact shape; one test trains a tiny real model with ``cellnb.train`` and
+checks that two processes under torchrun write the same files as one.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import pyvista as pv
+import torch
+from scipy import ndimage
+
+import cellnb.generate as gen
+from cellnb.generate import generate, sequence_name
+from cellnb.io import read_mask_stack, read_sdf_h5, write_sdf_h5
+from cellnb.sdf import grid_axes, sequence_to_sdf, time_coords
+from cellnb.workspace import RunDir
+from test_field import TwoSpheres, one_thread, two_spheres  # noqa: F401
+
+TRAIN_SIZE, TRAIN_FRAMES, TRAIN_SPACING = 24, 4, 0.5
+LEARNED = torch.tensor([[0.5, 0.3], [0.6, 0.28], [0.4, 0.32]])  # (offset, radius) of each training sequence
+
+
+def analytic_sdf(code, size, times):
+    axes = np.meshgrid(*grid_axes(size), indexing="ij")
+    return np.stack([two_spheres(np.stack([*axes, np.full_like(axes[0], t)], -1), *map(float, code)) for t in times])
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A run directory with an SDF data set of the learned shapes and a checkpoint placeholder."""
+    root = RunDir(tmp_path / "run")
+    for s, code in enumerate(LEARNED):
+        sdf, scale = sequence_to_sdf(analytic_sdf(code, TRAIN_SIZE, time_coords(TRAIN_FRAMES)) < 0)
+        record = {"name": f"s{s}", "source": "test", "spacing": [TRAIN_SPACING] * 3, "scale": scale, "clamp": 3.0,
+                  "meta": {}}
+        write_sdf_h5(root.data / f"s{s}.h5", sdf, record=record)
+    root.checkpoints.mkdir(parents=True)
+    root.latest_checkpoint.write_bytes(b"")
+    return root
+
+
+@pytest.fixture
+def analytic(monkeypatch):
+    """The analytic decoder stands in for the trained model of ``run``."""
+    def load_trained(run, *, device=None):
+        info = {"data": {"names": ["s0", "s1", "s2"], "n_frames": TRAIN_FRAMES, "shape": [TRAIN_SIZE] * 3}}
+        return TwoSpheres().to(device), LEARNED.to(device), info["data"]["names"], info
+
+    monkeypatch.setattr(gen, "load_trained", load_trained)
+
+
+def listing(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def test_exports_match_the_analytic_shapes(run, analytic):
+    size, frames = 40, 4
+    summary = generate(run.root, n=2, strategy="perturb", sigma=0.01, frames=frames, size=size, seed=3,
+                       formats=("h5", "tiff", "mesh", "gif"), progress=False)
+    out = run.generated / "perturb"
+    assert summary["out"] == str(out) and summary["n"] == 2
+    codes = np.load(out / "codes.npy")
+    np.testing.assert_allclose(codes, LEARNED[:2].numpy(), atol=0.05)  # perturbed learned codes 0 and 1
+    spacing = TRAIN_SPACING * (TRAIN_SIZE - 1) / (size - 1)  # the training box, sampled more finely
+    assert summary["record"]["spacing"] == pytest.approx([spacing] * 3)
+    times = time_coords(frames)
+    for k in range(2):
+        name = sequence_name("perturb", k)
+        truth = analytic_sdf(codes[k], size, times) < 0
+        sdf, record = read_sdf_h5(out / "sdf" / f"{name}.h5")
+        assert sdf.shape == (frames, size, size, size)
+        np.testing.assert_array_equal(sdf < 0, truth)
+        assert record["source"] == "generated:perturb" and record["name"] == name
+        assert record["spacing"] == pytest.approx([spacing] * 3) and record["meta"]["index"] == k
+        labels = read_mask_stack(out / "masks" / name)
+        np.testing.assert_array_equal(labels > 0, truth)
+        counts = [ndimage.label(m, structure=np.ones((3, 3, 3)))[1] for m in truth]
+        assert [int(f.max()) for f in labels] == counts == summary["sequences"][k]["components"]
+        assert counts[0] == 1 and counts[-1] == 2  # the analytic cell divides
+        last = pv.read(out / "meshes" / name / f"frame{frames - 1:03d}.ply")
+        radius = codes[k][1] * (TRAIN_SIZE - 1) * TRAIN_SPACING / 2  # network units -> physical
+        assert last.volume == pytest.approx(2 * 4 / 3 * np.pi * radius**3, rel=0.05)
+        assert (out / "gif" / f"{name}.gif").stat().st_size > 0
+        assert len(listing(out / "meshes" / name)) == frames
+    saved = json.loads((out / "summary.json").read_text())
+    assert [s["n_evaluations"] > 0 for s in saved["sequences"]] == [True, True]
+    assert run.read_metrics()["generate"]["perturb"]["n"] == 2
+
+
+def test_any_frames_and_size_and_the_dense_route_agree(run, analytic):
+    narrow = generate(run.root, n=1, strategy="gaussian", frames=7, size=33, seed=0, out=run.root / "narrow",
+                      progress=False)
+    dense = generate(run.root, n=1, strategy="gaussian", frames=7, size=33, seed=0, out=run.root / "dense",
+                     method="dense", progress=False)
+    a, _ = read_sdf_h5(run.root / "narrow" / "sdf" / "gaussian000.h5")
+    b, _ = read_sdf_h5(run.root / "dense" / "sdf" / "gaussian000.h5")
+    assert a.shape == (7, 33, 33, 33)
+    np.testing.assert_array_equal(a < 0, b < 0)
+    assert dense["sequences"][0]["n_evaluations"] == 7 * 33**3 > narrow["sequences"][0]["n_evaluations"]
+
+
+def test_same_seed_same_sequences(run, analytic):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        generate(run.root, n=3, strategy="random", sigma=0.1, frames=2, size=12, seed=seed, out=run.root / name,
+                 progress=False)
+    a, b, c = (np.load(run.root / n / "codes.npy") for n in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    with h5py.File(run.root / "a" / "sdf" / "random002.h5") as fa, h5py.File(run.root / "b" / "sdf" / "random002.h5") as fb:
+        np.testing.assert_array_equal(fa["sdf_vid"][...], fb["sdf_vid"][...])
+
+
+def test_frames_without_a_cell_get_no_mesh(run, analytic):
+    # Codes ~ N(0, 0.001^2): spheres of almost zero radius, between the voxel centres of a 12^3 grid.
+    summary = generate(run.root, n=1, strategy="random", sigma=1e-3, frames=2, size=12, formats=("mesh", "gif"),
+                       progress=False)
+    out = run.generated / "random"
+    assert summary["sequences"][0]["empty_frames"] == [0, 1] and summary["sequences"][0]["components"] == [0, 0]
+    assert not (out / "meshes").exists() and (out / "gif" / "random000.gif").is_file()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"size": 4}, ValueError, "at least 8"),
+        ({"size": 8192}, ValueError, r"needs about [\d.]+ GiB"),
+        ({"frames": 0}, ValueError, "frames must be at least 1"),
+        ({"sigma": 0.0}, ValueError, "sigma"),
+        ({"sigma": -1.0, "strategy": "perturb"}, ValueError, "sigma"),
+        ({"strategy": "sideways"}, ValueError, "unknown strategy"),
+        ({"formats": ("h5", "obj")}, ValueError, "unknown format"),
+        ({"method": "sparse"}, ValueError, "unknown method"),
+        ({"n": 0}, ValueError, "n must be"),
+    ],
+)
+def test_bad_input_fails_before_writing_anything(run, analytic, kwargs, error, match):
+    before = listing(run.root)
+    with pytest.raises(error, match=match):
+        generate(run.root, **{"n": 1, "frames": 2, "size": 12, "strategy": "random", **kwargs}, progress=False)
+    assert listing(run.root) == before
+
+
+def test_missing_checkpoint_and_existing_output(run, analytic, tmp_path):
+    with pytest.raises(FileNotFoundError, match="cellnb train"):
+        generate(tmp_path / "untrained", n=1, frames=2, size=12, progress=False)
+    assert not (tmp_path / "untrained").exists()
+    out = run.root / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        generate(run.root, n=1, frames=2, size=12, out=out, progress=False)
+    assert listing(out) == ["keep.txt"]
+    generate(run.root, n=1, frames=2, size=12, out=out, overwrite=True, progress=False)
+    assert "keep.txt" not in listing(out) and "sdf/gaussian000.h5" in listing(out)
+    assert [p.name for p in run.root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failure_midway_leaves_nothing_behind(run, analytic, monkeypatch):
+    calls = []
+
+    def failing(folder, labels, **kwargs):
+        calls.append(folder)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return write_ctc(folder, labels, **kwargs)
+
+    write_ctc = gen.write_ctc_masks
+    monkeypatch.setattr(gen, "write_ctc_masks", failing)
+    before = listing(run.root)
+    with pytest.raises(OSError, match="disk full"):
+        generate(run.root, n=3, frames=2, size=12, formats=("h5", "tiff"), progress=False)
+    assert len(calls) == 2
+    assert listing(run.root) == before
+
+
+def test_two_processes_write_what_one_writes(tmp_path):
+    """End to end with a real (tiny, briefly trained) model; torchrun shards the sequences."""
+    from cellnb.train import train
+
+    run = RunDir(tmp_path / "run")
+    for s, code in enumerate(LEARNED):
+        sdf, scale = sequence_to_sdf(analytic_sdf(code, 16, time_coords(3)) < 0)
+        write_sdf_h5(run.data / f"s{s}.h5", sdf, record={"name": f"s{s}", "spacing": [1.0] * 3, "scale": scale})
+    train(run.data, run, model_config={"code_length": 4, "dims": [16, 16], "latent_in": []},
+          train_config={"epochs": 2, "points_per_frame": 256, "frames_per_batch": 3, "checkpoint_every": 2},
+          device="cpu", progress=False)
+    args = [sys.executable, "-m", "cellnb", "generate", "--run", str(run.root), "--n", "3", "--frames", "2",
+            "--size", "12", "--seed", "5", "--quiet", "--out"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([*args, str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr
+    # What torchrun --nproc_per_node=2 sets up (its own parser mistakes our --run for its --run-path).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    group = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    procs = [subprocess.Popen([*args, str(tmp_path / "two")], env={**env, **group, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert listing(tmp_path / "one") == listing(tmp_path / "two")
+    for k in range(3):
+        a, _ = read_sdf_h5(tmp_path / "one" / "sdf" / f"gaussian{k:03d}.h5")
+        b, _ = read_sdf_h5(tmp_path / "two" / "sdf" / f"gaussian{k:03d}.h5")
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and [s["index"] for s in summary["sequences"]] == [0, 1, 2]
+
+
+def test_synthesis_figures():
+    import matplotlib.pyplot as plt
+
+    from cellnb.field import evaluate_codes, volume_curve
+    from cellnb.latent import interpolate_codes
+    from cellnb.viz import synthesis
+
+    decoder, codes = TwoSpheres(), torch.tensor([[0.6, 0.3], [0.4, 0.32]])
+    sdf = evaluate_codes(decoder, codes, shape=16, times=time_coords(5))
+    empty = np.ones((16, 16, 16), np.float32)
+    image = synthesis.render_sdf_grid(np.stack([sdf[0, :2], [sdf[0, 0], empty]]), window_size=(64, 48))
+    assert image.shape == (2 * 48 + 4, 2 * 64 + 4, 3)
+    assert (image[:48, :64] < 250).any() and (image[52:, 68:] >= 250).all()  # a cell; the empty frame is blank
+    figures = [
+        synthesis.plot_sequence_grid(list(sdf), columns=3, names=["a", "b"], window_size=(64, 64)),
+        synthesis.plot_interpolation_strip(evaluate_codes(decoder, interpolate_codes(codes[0], codes[1], 3), shape=16,
+                                                          times=[0.0]), window_size=(64, 64)),
+        synthesis.plot_volume_curves({n: (time_coords(n), volume_curve(evaluate_codes(decoder, codes[:1], shape=16,
+                                                                                      times=time_coords(n))[0]))
+                                      for n in (3, 9)}),
+        synthesis.plot_super_resolution(sdf[0, 2], evaluate_codes(decoder, codes[:1], shape=31, times=[0.0])[0, 0],
+                                        window_size=(64, 64)),
+    ]
+    assert [len(f.axes) for f in figures] == [1, 1, 1, 4]
+    assert figures[0].axes[0].get_xticklabels()[0].get_text() == "t = -1.00"
+    for f in figures:
+        plt.close(f)
+    with pytest.raises(ValueError, match="rows, cols"):
+        synthesis.render_sdf_grid(sdf[0])
