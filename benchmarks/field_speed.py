@@ -31,6 +31,8 @@ from cellnb.field import DEFAULT_MARGIN, compare_methods
 from cellnb.model import PAPER, Decoder
 from cellnb.train import load_trained
 
+__all__ = ["fit_paper_decoder", "main"]
+
 OFFSET, RADIUS = 0.6, 0.3  # half the final separation of the two spheres and their radius (network units)
 CLAMP, SCALE = 0.25, 0.3  # training-like normalisation of the analytic SDF
 NEAR = 0.1  # |SDF| (network units) of the points that make up NEAR_FRACTION of each batch

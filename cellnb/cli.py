@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fit the auto-decoder to an SDF data set")
     p.add_argument("--data", required=True, help="folder of .h5 SDF files")
-    p.add_argument("--run", required=True, help="run directory (checkpoints, logs, metrics)")
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="run directory (checkpoints, logs, metrics); under torchrun spell it --run-dir")
     p.add_argument("--profile", default="quick", choices=("quick", "paper"))
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     p.add_argument("--seed", type=int, default=None, help="override the profile's seed")
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("generate", help="new time-evolving shapes from latent codes")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help="trained run (under torchrun: --run-dir)")
     p.add_argument("--n", type=int, default=4, help="number of sequences")
     p.add_argument("--strategy", default="gaussian", help="random|gaussian|perturb|interpolate")
     p.add_argument("--frames", type=int, default=12)

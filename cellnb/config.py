@@ -1,7 +1,7 @@
 """Named parameter profiles (``quick``, ``paper``) and overrides on top of them.
 
 A profile is a JSON file in ``cellnb/profiles/`` with one section per step
-(``data``, ``model``, ``train``, ``generate``, ``describe``).  Any parameter can
+(``data``, ``model``, ``train``, ``generate``).  Any parameter can
 be overridden with a nested dict of the same shape; unknown keys are an error,
 so a typo never silently falls back to a default.
 """

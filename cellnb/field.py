@@ -418,7 +418,10 @@ def evaluate_narrow_band(decoder, code, *, shape, times, coarse: int | None = No
     evaluator = _Evaluator(decoder, code, dims, chunk_points, device)
     out = np.empty((len(t),) + dims, dtype=np.float32)
     for k, tk in enumerate(t):
+        before = evaluator.count
         out[k] = _narrow_frame(evaluator, tk, dims, coarse, float(margin), float(lipschitz))
+        log.debug("narrow band t=%+.3f: %d evaluations, %.1fx fewer than dense", tk, evaluator.count - before,
+                  np.prod(dims) / max(1, evaluator.count - before))
     return out, evaluator.count
 
 

@@ -318,7 +318,9 @@ def load_official(specs_json, model_pth, lat_vecs_mat):
         net = specs["NetworkSpecs"]
         code_length = int(specs["CodeLength"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{specs_path} is not an official specs.json with CodeLength and NetworkSpecs ({err!r})") from None
+        raise ValueError(
+            f"{specs_path} is not an official specs.json with CodeLength and NetworkSpecs ({err!r})"
+        ) from None
     if net.get("norm_layers") and not net.get("weight_norm"):
         raise ValueError(f"{specs_path}: layer normalisation (norm_layers without weight_norm) is not supported")
     config = DecoderConfig(
@@ -352,7 +354,8 @@ def load_official(specs_json, model_pth, lat_vecs_mat):
                 )
             linear.weight.copy_(weight)
             linear.bias.copy_(bias)
-    used = {f"lin{i}.{name}" for i in range(len(decoder.linears())) for name in ("weight", "weight_v", "weight_g", "bias")}
+    parts = ("weight", "weight_v", "weight_g", "bias")
+    used = {f"lin{i}.{part}" for i in range(len(decoder.linears())) for part in parts}
     extra = sorted(set(state) - used)
     if extra:
         raise ValueError(f"{model_pth} has parameters {extra} that this decoder does not have")

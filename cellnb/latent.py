@@ -31,7 +31,7 @@ from tqdm.auto import trange
 
 from cellnb.field import evaluate_dense
 from cellnb.sampling import sample_frame
-from cellnb.sdf import time_coords
+from cellnb.sdf import dice, time_coords
 
 __all__ = [
     "STRATEGIES",
@@ -44,7 +44,6 @@ __all__ = [
     "interpolate_codes",
     "sample_codes",
     "fit_code",
-    "dice",
 ]
 
 log = logging.getLogger(__name__)
@@ -227,15 +226,6 @@ def sample_codes(strategy: str, learned, n: int, *, sigma: float | None = None, 
     pairs = np.array([rng.choice(len(codes), size=2, replace=False) for _ in range(n)])
     alpha = rng.uniform(0.0, 1.0, (n, 1))
     return ((1.0 - alpha) * codes[pairs[:, 0]] + alpha * codes[pairs[:, 1]]).astype(np.float32)
-
-
-def dice(a, b) -> float:
-    """Dice coefficient of two boolean arrays of the same shape (1 when both are empty)."""
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"masks must have the same shape, got {a.shape} and {b.shape}")
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ _COLUMNS = [
     ("KS volume", "descriptors", ("best", "descriptors", "volume", "ks")),
     ("1-NN acc.", "descriptors", ("best", "nn1_accuracy")),
     ("topology G", "descriptors", ("best", "topology", "generated", "share_plausible")),
-    ("narrow-band evals ratio", "field", ("evaluation_ratio",)),
+    ("narrow-band evals ratio", "field", ("evaluations_ratio",)),
     ("narrow-band time ratio", "field", ("time_ratio",)),
 ]
 

@@ -188,7 +188,9 @@ class SDFDataset:
     def __init__(self, folder):
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"data folder {folder} does not exist; build it with `cellnb prepare --out {folder}`")
+            raise FileNotFoundError(
+                f"data folder {folder} does not exist; build it with `cellnb prepare --out {folder}`"
+            )
         files = sorted(folder.glob("*.h5"))
         if not files:
             raise FileNotFoundError(
@@ -239,7 +241,9 @@ class SDFDataset:
         s, t = divmod(int(f), self.n_frames)
         sdf = read_sdf_frame(self.files[s], t)
         if not np.isfinite(sdf).all():
-            raise ValueError(f"{self.files[s]} frame {t} contains NaN or infinite values; rebuild it with `cellnb prepare`")
+            raise ValueError(
+                f"{self.files[s]} frame {t} contains NaN or infinite values; rebuild it with `cellnb prepare`"
+            )
         return sdf
 
     def sequence(self, s: int) -> np.ndarray:
@@ -304,7 +308,9 @@ class FramePoints:
         self.dataset = dataset
         self.frames = np.arange(dataset.n_total_frames) if frames is None else np.asarray(frames, dtype=np.int64)
         if self.frames.size and (self.frames.min() < 0 or self.frames.max() >= dataset.n_total_frames):
-            raise ValueError(f"frames must lie in [0, {dataset.n_total_frames}), got {self.frames.min()}..{self.frames.max()}")
+            raise ValueError(
+                f"frames must lie in [0, {dataset.n_total_frames}), got {self.frames.min()}..{self.frames.max()}"
+            )
         self.points_per_frame = int(points_per_frame)
         self.rule = {"near_fraction": float(near_fraction), "threshold": float(threshold), "mode": mode}
         self.seed = int(seed)
@@ -381,5 +387,6 @@ class FramePoints:
         idx = self.index[rows].long()
         _, d1, d2 = self.dataset.shape
         a0, a1, a2 = self._axes
-        xyzt = torch.stack([a0[idx // (d1 * d2)], a1[(idx // d2) % d1], a2[idx % d2], t[:, None].expand_as(idx)], dim=-1)
+        coords = [a0[idx // (d1 * d2)], a1[(idx // d2) % d1], a2[idx % d2]]
+        xyzt = torch.stack([*coords, t[:, None].expand_as(idx)], dim=-1)
         return seq, xyzt, self.values[rows]

@@ -36,6 +36,8 @@ __all__ = [
     "largest_component",
     "sequence_to_sdf",
     "sdf_to_mask",
+    "dice",
+    "iou",
     "resample_to_cube",
     "crop_to_cube",
 ]
@@ -175,6 +177,27 @@ def sequence_to_sdf(
 def sdf_to_mask(sdf: np.ndarray, *, level: float = 0.0) -> np.ndarray:
     """Foreground of an SDF of any shape: ``sdf < level``."""
     return np.asarray(sdf) < level
+
+
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks must have the same shape, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def dice(a, b) -> float:
+    """Dice coefficient 2|A∩B| / (|A| + |B|) of two masks of one shape (1 when both are empty)."""
+    a, b = _pair(a, b)
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total
+
+
+def iou(a, b) -> float:
+    """Intersection over union |A∩B| / |A∪B| of two masks of one shape (1 when both are empty)."""
+    a, b = _pair(a, b)
+    union = int(np.logical_or(a, b).sum())
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum()) / union
 
 
 def resample_to_cube(

@@ -26,6 +26,13 @@ process ``r`` owns shards ``r, r + K, ...``.  The batches are therefore the
 same for any K, so K processes reproduce the single-process run up to
 floating-point summation order.  Only process 0 writes files.
 
+Mixed precision
+---------------
+``amp="bf16"`` or ``"fp16"`` runs the decoder under CUDA autocast (fp16 with a
+gradient scaler); the loss, the optimiser and the checkpoints stay float32.
+On CPU the option is ignored with a warning and training runs in float32,
+so one profile works on both kinds of device.  (Untested on a GPU so far.)
+
 Resume
 ------
 Checkpoints hold the decoder, codes, optimiser state, epoch, log and the
@@ -56,7 +63,7 @@ from cellnb.field import evaluate_dense
 from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
 from cellnb.model import Decoder, DecoderConfig
 from cellnb.sampling import MODES, FramePoints, SDFDataset
-from cellnb.sdf import time_coords
+from cellnb.sdf import dice, iou, time_coords
 from cellnb.workspace import RunDir
 
 __all__ = [
@@ -132,7 +139,7 @@ class TrainConfig:
         larger data sets are read from the files at each redraw.
     """
 
-    epochs: int = 300
+    epochs: int = 160
     lr_decoder: float = 3e-4
     lr_codes: float = 1e-3
     lr_schedule: str = "cosine"
@@ -142,7 +149,7 @@ class TrainConfig:
     lr_codes_step_factor: float = 0.5
     lr_final_factor: float = 0.05
     lr_warmup_epochs: int = 0
-    points_per_frame: int = 4096
+    points_per_frame: int = 1024
     frames_per_batch: int = 8
     sampling_mode: str = "band"
     near_fraction: float = 0.7
@@ -153,7 +160,7 @@ class TrainConfig:
     code_reg_warmup_epochs: int = 100
     clamp: float | None = None
     grad_clip: float | None = None
-    checkpoint_every: int = 50
+    checkpoint_every: int = 40
     seed: int = 0
     amp: str = "none"
     cache_mb: int = 1024
@@ -206,7 +213,8 @@ def learning_rates(config: TrainConfig, epoch: int) -> tuple[float, float]:
         f_codes = config.lr_codes_step_factor ** (epoch // config.lr_codes_step_every)
     else:
         progress = epoch / max(config.epochs - 1, 1)
-        f_dec = f_codes = config.lr_final_factor + (1 - config.lr_final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        f_dec = f_codes = config.lr_final_factor + (1 - config.lr_final_factor) * cosine
     if epoch < config.lr_warmup_epochs:
         warm = (epoch + 1) / (config.lr_warmup_epochs + 1)
         f_dec, f_codes = f_dec * warm, f_codes * warm
@@ -291,7 +299,8 @@ def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainCo
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a cellnb training checkpoint (format {ckpt.get('format')!r})")
     if ckpt["model_config"] != model_config.to_dict():
-        diff = {k: (ckpt["model_config"].get(k), v) for k, v in model_config.to_dict().items() if ckpt["model_config"].get(k) != v}
+        saved_model = ckpt["model_config"]
+        diff = {k: (saved_model.get(k), v) for k, v in model_config.to_dict().items() if saved_model.get(k) != v}
         raise ValueError(
             f"checkpoint {path} was trained with a different model config (checkpoint vs requested: {diff}); "
             "resume with the same model settings or start over with overwrite=True (--overwrite)"
@@ -635,7 +644,9 @@ def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str],
     codes = ckpt["codes"]
     names = list(ckpt["data"]["names"])
     if codes.shape != (len(names), config.code_length):
-        raise ValueError(f"{path}: codes of shape {tuple(codes.shape)} do not match {len(names)} sequences x {config.code_length}")
+        raise ValueError(
+            f"{path}: codes of shape {tuple(codes.shape)} do not match {len(names)} sequences x {config.code_length}"
+        )
     decoder.to(device).eval()
     info = {k: ckpt[k] for k in ("epoch", "model_config", "train_config", "data", "stats", "log")}
     return decoder, codes.to(device), names, info
@@ -726,18 +737,16 @@ def reconstruct(
     per = {"dice": {}, "iou": {}, "sdf_error_near": {}, "sdf_error_near_voxels": {}, "components": {}}
     for name in tqdm(picks, desc="reconstruct", unit="seq", disable=not progress):
         s = names.index(name)
-        sdf = evaluate_dense(decoder, codes[s], shape=shape, times=times, chunk_points=chunk_points, device=codes.device)
+        sdf = evaluate_dense(decoder, codes[s], shape=shape, times=times, chunk_points=chunk_points,
+                             device=codes.device)
         rec = sdf < 0
         out["masks"][name] = rec
         if not scored:
             continue
         truth_sdf = dataset.sequence(s)
         truth = truth_sdf < 0
-        inter = np.count_nonzero(rec & truth)
-        total = np.count_nonzero(rec) + np.count_nonzero(truth)
-        union = total - inter
-        per["dice"][name] = 2 * inter / total if total else 1.0
-        per["iou"][name] = inter / union if union else 1.0
+        per["dice"][name] = dice(rec, truth)
+        per["iou"][name] = iou(rec, truth)
         near = np.abs(truth_sdf) <= SURFACE_BAND
         err = float(np.abs(sdf[near] - truth_sdf[near]).mean()) if near.any() else 0.0
         per["sdf_error_near"][name] = err

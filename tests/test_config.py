@@ -10,7 +10,7 @@ from cellnb.workspace import RunDir
 def test_profiles_load_and_paper_profile_is_the_published_model():
     for name in PROFILES:
         profile = load_profile(name)
-        assert {"data", "model", "train", "generate", "describe"} <= set(profile)
+        assert {"data", "model", "train", "generate"} <= set(profile)
     assert DecoderConfig.from_dict(load_profile("paper")["model"]) == PAPER
     assert load_profile("paper")["data"]["size"] == 256
 

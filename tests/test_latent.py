@@ -13,7 +13,6 @@ from cellnb.latent import (
     PERTURB_FRACTION,
     STRATEGIES,
     default_sigma,
-    dice,
     fit_code,
     fit_gaussian,
     gaussian_codes,
@@ -118,15 +117,6 @@ def test_sample_codes_bad_input():
         sample_codes("gaussian", learned, 0)
     with pytest.raises(ValueError, match="at least 2"):
         sample_codes("interpolate", learned[:1], 2)
-
-
-def test_dice():
-    a = np.zeros((4, 4), bool)
-    a[:2] = True
-    b = np.zeros((4, 4), bool)
-    b[1:3] = True
-    assert dice(a, b) == pytest.approx(0.5)
-    assert dice(a, a) == 1.0 and dice(~a & a, ~a & a) == 1.0
 
 
 def test_fit_code_recovers_the_code_of_an_analytic_field():

@@ -76,7 +76,8 @@ def write_official(tmp_path, *, code_length, dims, latent_in, xyz_in_all, use_ta
 @pytest.mark.parametrize(
     "arch",
     [
-        dict(code_length=PAPER.code_length, dims=PAPER.dims, latent_in=PAPER.latent_in, xyz_in_all=True, use_tanh=False),
+        dict(code_length=PAPER.code_length, dims=PAPER.dims, latent_in=PAPER.latent_in, xyz_in_all=True,
+             use_tanh=False),
         dict(code_length=16, dims=(64, 64, 64), latent_in=(2,), xyz_in_all=False, use_tanh=True),
     ],
 )

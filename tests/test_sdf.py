@@ -82,3 +82,14 @@ def test_bad_input_errors():
         MaskSequence(np.zeros((1, 4, 4, 4), bool), spacing=(1, 0, 1))
     with pytest.raises(ValueError, match="size"):
         S.crop_to_cube(MaskSequence(ball((16, 16, 16), (8, 8, 8), 3)[None]), 4)
+
+
+def test_overlap_scores_on_known_sets():
+    a = np.zeros(10, bool)
+    b = np.zeros(10, bool)
+    a[:4], b[2:6] = True, True  # |A| = |B| = 4, |A∩B| = 2, |A∪B| = 6
+    assert S.dice(a, b) == pytest.approx(0.5) and S.iou(a, b) == pytest.approx(2 / 6)
+    assert S.dice(a, a) == 1.0 and S.iou(a, ~a) == 0.0
+    assert S.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        S.iou(a, b[:5])

@@ -72,6 +72,7 @@ def test_config_round_trip_profiles_and_quick_preset():
         TrainConfig(frames_per_batch=0)
     for profile in ("quick", "paper"):
         TrainConfig.from_dict(load_profile(profile)["train"])
+    assert TrainConfig.from_dict(load_profile("quick")["train"]) == TrainConfig()  # defaults are the quick profile
     assert DecoderConfig.from_dict(load_profile("quick")["model"]) == QUICK
 
 
@@ -109,7 +110,8 @@ def test_training_writes_checkpoints_log_config_and_metrics(tmp_path, data):
 
 
 def test_codes_start_with_the_deepsdf_spread(tmp_path, data):
-    train(data, tmp_path / "run", model_config={**TINY_MODEL, "code_length": 4000, "latent_in": []}, device="cpu", progress=False,
+    wide_codes = {**TINY_MODEL, "code_length": 4000, "latent_in": []}
+    train(data, tmp_path / "run", model_config=wide_codes, device="cpu", progress=False,
           train_config={**TINY_TRAIN, "epochs": 1, "lr_codes": 1e-12, "code_reg": 0.0})
     _, codes, _, _ = load_trained(tmp_path / "run")
     assert codes.std().item() == pytest.approx(1 / np.sqrt(4000), rel=0.05)
