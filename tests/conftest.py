@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def real_data_dir() -> Path:
     """``$CELLNB_DATA_DIR``, or the workspace copy beside the repository."""
-    return Path(os.environ.get("CELLNB_DATA_DIR") or REPO.parent / "shared" / "data" / "real")
+    return Path(os.environ.get("CELLNB_DATA_DIR") or REPO.parent / "shared" / "data" / "real").resolve()
 
 
 @pytest.fixture

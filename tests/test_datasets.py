@@ -20,7 +20,7 @@ from scipy import ndimage
 from cellnb import datasets
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
-DATA_ROOT = Path(os.environ.get("CELLNB_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared/data/real")
+DATA_ROOT = Path(os.environ.get("CELLNB_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared/data/real").resolve()
 CELEGANS = DATA_ROOT / "celegans-3dmms"
 needs_data = pytest.mark.skipif(not (CELEGANS / "membSeg").is_dir(), reason=f"no C. elegans data in {CELEGANS}")
 
