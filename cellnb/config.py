@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import fields
 from importlib import resources
 
-__all__ = ["PROFILES", "load_profile", "merge"]
+__all__ = ["PROFILES", "load_profile", "merge", "dataclass_from_dict"]
 
 PROFILES = ("quick", "paper")
 
@@ -45,3 +46,12 @@ def merge(base: dict, overrides: dict, *, where: str = "config") -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def dataclass_from_dict(cls, d: dict, *, what: str):
+    """Build a config dataclass from a dict, refusing keys it does not know (named ``what`` in the error)."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**d)

@@ -13,11 +13,13 @@ optionally passed through ``tanh``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cellnb.config import dataclass_from_dict
 
 __all__ = ["DecoderConfig", "PAPER", "QUICK", "SineLayer", "Decoder", "siren_init_"]
 
@@ -97,11 +99,7 @@ class DecoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecoderConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown decoder config keys {sorted(unknown)}; expected {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, what="decoder config keys")
 
 
 # The published architecture (DESIGN.md): 216,137 parameters at code length 192.

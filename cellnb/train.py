@@ -48,7 +48,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from cellnb.config import load_profile
+from cellnb.config import dataclass_from_dict, load_profile
 from cellnb.descriptors import component_counts
 from cellnb.field import evaluate_dense
 from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
@@ -204,11 +204,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training parameters {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, what="training parameters")
 
 
 def learning_rates(config: TrainConfig, epoch: int) -> tuple[float, float]:
