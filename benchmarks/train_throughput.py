@@ -249,14 +249,16 @@ def main(argv=None) -> None:
     profile = load_profile("quick")
     model_config = DecoderConfig.from_dict(profile["model"])
     tc = TrainConfig.from_dict({**profile["train"], "epochs": 10_000})  # schedules stay at their initial rates
+    if tc.num_threads is not None:
+        torch.set_num_threads(tc.num_threads)  # both loops run with the profile's thread count
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         prepare("phantoms:dividing", tmp, n_sequences=args.sequences, frames=args.frames, size=args.size, seed=0,
                 progress=False)
         dataset = SDFDataset(tmp)
         truth = [dataset.sequence(s) < 0 for s in range(dataset.n_sequences)]
-        log.info("data: %d dividing phantoms x %d frames x %d^3; model: %d parameters; batch: %d frames x %d points",
-                 dataset.n_sequences, dataset.n_frames, args.size, Decoder(model_config).n_parameters(),
-                 tc.frames_per_batch, tc.points_per_frame)
+        log.info("data: %d dividing phantoms x %d frames x %d^3; model: %d parameters; batch: %d frames x %d points; "
+                 "%d threads", dataset.n_sequences, dataset.n_frames, args.size, Decoder(model_config).n_parameters(),
+                 tc.frames_per_batch, tc.points_per_frame, torch.get_num_threads())
         makers = {"cellnb": lambda: OurLoop(dataset, model_config, tc),
                   "reference": lambda: ReferenceLoop(dataset, model_config, tc)}
         rates = throughput({name: make() for name, make in makers.items()}, args.seconds, args.rounds)

@@ -711,8 +711,9 @@ def reconstruct(
         ``sdf_error_near`` (per sequence), ``topology_sequences`` (sequences
         whose true component count changes, e.g. dividing cells),
         ``topology_kept`` (those whose reconstruction has the same count in
-        every frame), ``components`` (name -> [true counts, reconstructed
-        counts]) and the training numbers ``n_parameters``, ``epochs``,
+        every frame), ``components_match`` (all sequences whose
+        reconstruction has the true count in every frame), ``components``
+        (name -> [true counts, reconstructed counts]) and the training numbers ``n_parameters``, ``epochs``,
         ``points_per_second``, ``seconds``.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
@@ -775,6 +776,7 @@ def reconstruct(
         "sdf_error_near_mean": float(np.mean(list(per["sdf_error_near"].values()))),
         "topology_sequences": len(changing),
         "topology_kept": len(kept),
+        "components_match": sum(t == r for t, r in per["components"].values()),
         "n_parameters": decoder.n_parameters(),
         "epochs": int(info["epoch"]),
         "points_per_second": stats["points"] / stats["seconds"] if stats["seconds"] else 0.0,

@@ -234,6 +234,7 @@ def test_reconstruct_scores_match_a_second_route_and_other_sizes_are_not_scored(
     assert m["dice_mean"] == pytest.approx(np.mean(dice)) and m["dice_mean"] > 0.6
     assert 0 < m["iou_mean"] <= m["dice_mean"]
     assert m["components"]["split"][0] == [1, 1, 2, 2] and m["topology_sequences"] == 1
+    assert m["components_match"] == sum(true == rec for true, rec in m["components"].values())
     assert run.read_metrics()["train"]["dice_mean"] == m["dice_mean"]
     bigger = reconstruct(run, size=20, frames=7, progress=False)
     assert bigger["masks"]["grow"].shape == (7, 20, 20, 20) and "dice_mean" not in bigger
