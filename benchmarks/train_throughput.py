@@ -6,7 +6,8 @@ frames with ``shuffle=True``, points drawn for each frame as it is loaded,
 and one code per *point* (``lat_vecs(ids.repeat(...))``) passed with the
 coordinates to the per-point call ``decoder(codes, xyzt)``.  cellnb's loop
 (:func:`cellnb.train.train`) holds pre-drawn points per frame and calls
-``decoder.forward_grouped`` once per batch of frames.  Both use the same
+``decoder.forward_grouped`` once per batch of frames, compiled by
+``torch.compile`` as the quick profile sets it.  Both use the same
 decoder config, learning rates, point rule, points per frame and frames per
 batch, so only the loop differs.
 
@@ -14,7 +15,8 @@ Two measurements, each run in the same process, alternating, because the
 machine may be shared:
 
 1. throughput: training points per second of each loop (steps of
-   ``frames_per_batch x points_per_frame`` points) and their ratio;
+   ``frames_per_batch x points_per_frame`` points) and their ratio, also
+   for cellnb's loop without ``torch.compile`` ("cellnb-eager");
 2. time to reach a mean Dice of 0.90 on a fixed phantom set, evaluating
    every few seconds of training (evaluation time not counted), with a cap.
 
@@ -148,7 +150,12 @@ def mean_dice(loop, dataset, truth) -> float:
 
 
 def throughput(loops: dict, seconds: float, rounds: int) -> dict:
-    """Points per second of each loop: alternating timed rounds of whole epochs."""
+    """Points per second of each loop: alternating timed rounds of whole epochs, after one untimed epoch each."""
+    for name, loop in loops.items():
+        t0 = time.perf_counter()
+        loop.run_epoch()
+        log.info("first epoch %-12s %6.1f s (with torch.compile's compilation where on)", name,
+                 time.perf_counter() - t0)
     rates = {name: [] for name in loops}
     for _ in range(rounds):
         for name, loop in loops.items():
@@ -227,6 +234,9 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds per loop")
     p.add_argument("--cap", type=float, default=90.0, help="time cap (training seconds) for reaching Dice 0.90")
     p.add_argument("--eval-every", type=float, default=15.0, help="training seconds between Dice evaluations")
+    p.add_argument("--model", default="quick", choices=("quick", "paper"),
+                   help="decoder: the quick or the paper profile's (training settings: quick)")
+    p.add_argument("--no-dice", action="store_true", help="throughput only")
     p.add_argument("--rss", action="store_true", help="measure peak RSS of building the points instead")
     p.add_argument("--rss-size", type=int, default=256)
     p.add_argument("--rss-frames", type=int, default=30)
@@ -247,7 +257,7 @@ def main(argv=None) -> None:
             subprocess.run([sys.executable, __file__, "--rss-measure", tmp], check=True)
         return
     profile = load_profile("quick")
-    model_config = DecoderConfig.from_dict(profile["model"])
+    model_config = DecoderConfig.from_dict(load_profile(args.model)["model"])
     tc = TrainConfig.from_dict({**profile["train"], "epochs": 10_000})  # schedules stay at their initial rates
     if tc.num_threads is not None:
         torch.set_num_threads(tc.num_threads)  # both loops run with the profile's thread count
@@ -261,10 +271,16 @@ def main(argv=None) -> None:
                  tc.frames_per_batch, tc.points_per_frame, torch.get_num_threads())
         makers = {"cellnb": lambda: OurLoop(dataset, model_config, tc),
                   "reference": lambda: ReferenceLoop(dataset, model_config, tc)}
-        rates = throughput({name: make() for name, make in makers.items()}, args.seconds, args.rounds)
+        eager = TrainConfig.from_dict({**tc.to_dict(), "compile": False})
+        loops = {name: make() for name, make in makers.items()}
+        loops["cellnb-eager"] = OurLoop(dataset, model_config, eager)  # what the loop gains without torch.compile
+        rates = throughput(loops, args.seconds, args.rounds)
         for name, rate in rates.items():
-            log.info("throughput %-9s %8.0f points/s", name, rate)
-        log.info("throughput ratio cellnb / reference: %.2fx", rates["cellnb"] / rates["reference"])
+            log.info("throughput %-12s %8.0f points/s", name, rate)
+        for name in ("cellnb", "cellnb-eager"):
+            log.info("throughput ratio %s / reference: %.2fx", name, rates[name] / rates["reference"])
+        if args.no_dice:
+            return
         reached = {}
         for name, make in makers.items():
             log.info("time to mean Dice %.2f, %s loop (cap %.0f s):", TARGET_DICE, name, args.cap)

@@ -407,7 +407,7 @@ def _sources(path: Path) -> list[Path]:
     for p in sorted(p for p in path.iterdir() if not p.name.startswith(".")):
         if p.is_dir() or p.suffix.lower() in _SUFFIXES_SDF + _SUFFIXES_TIFF:
             sources.append(p)
-        else:
+        elif p.suffix.lower() != ".json":  # the summaries `cellnb prepare` and `generate` write beside their files
             logger.warning("skipping %s: neither a TIFF mask, an SDF file nor a folder of frames", p)
     if not sources:
         raise ValueError(f"folder {path} holds no TIFF masks, SDF .h5 files or folders of TIFF frames")

@@ -47,12 +47,13 @@ import torch.distributed as dist
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from cellnb.devices import join_process_group, select_device
 from cellnb.field import METHODS, check_memory, evaluate, grid_shape, mesh_frame, required_bytes
 from cellnb.io import write_ctc_masks, write_json, write_mesh, write_sdf_h5
 from cellnb.latent import STRATEGIES, default_sigma, sample_codes
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import time_coords
-from cellnb.train import _distributed, load_trained
+from cellnb.train import load_trained
 from cellnb.viz.render import render_mesh, save_gif
 from cellnb.workspace import RunDir
 
@@ -285,8 +286,7 @@ def generate(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) or choose another --out")
     run.require_checkpoint()
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    rank, world, device, created = _distributed(device)
+    rank, world, device, created = join_process_group(select_device(device))
     try:
         decoder, learned, _, info = load_trained(run, device=device)
         needed = required_bytes(shape, frames, decoder=decoder, method=method)

@@ -12,7 +12,12 @@ schedules.  It differs where that makes it faster on the same model:
   of the first and the re-injection layers once per frame instead of once
   per point;
 * training points are pre-drawn per frame (:class:`cellnb.sampling.FramePoints`)
-  and redrawn every ``resample_every`` epochs; nothing is collated per step.
+  and redrawn every ``resample_every`` epochs; nothing is collated per step;
+* with ``compile`` (the quick profile's setting) the forward pass runs through
+  ``torch.compile``, which fuses each sine with its neighbours and the sine's
+  derivative in the backward pass into single kernels.  It costs a compile
+  of some seconds at the first step and needs a C++ compiler on CPU (without
+  one, training warns and runs eagerly).
 
 Multi-process
 -------------
@@ -47,7 +52,9 @@ import csv
 import logging
 import math
 import os
+import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,6 +66,7 @@ from tqdm.auto import tqdm
 
 from cellnb.config import dataclass_from_dict, load_profile
 from cellnb.descriptors import component_counts
+from cellnb.devices import join_process_group, select_device
 from cellnb.field import evaluate_dense
 from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
 from cellnb.model import Decoder, DecoderConfig
@@ -84,7 +92,7 @@ SCHEDULES = ("constant", "step", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")
 SURFACE_BAND = 0.1  # |SDF| (normalised) below which the SDF error "near the surface" is measured
 # Settings that may change when resuming; all others must equal the checkpoint's.
-_RESUMABLE = ("epochs", "checkpoint_every")
+_RESUMABLE = ("epochs", "checkpoint_every", "compile")
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,8 @@ class TrainConfig:
         CPU threads torch uses while training (restored afterwards); None
         leaves torch's setting as it is.  Small steps on a CPU shared with
         other work run much faster on one thread (see the quick profile).
+    compile : bool
+        Run the forward pass through ``torch.compile`` (see the module notes).
     """
 
     epochs: int = 160
@@ -169,6 +179,7 @@ class TrainConfig:
     amp: str = "none"
     cache_mb: int = 1024
     num_threads: int | None = 1
+    compile: bool = True
 
     def __post_init__(self):
         positive = ("epochs", "points_per_frame", "frames_per_batch", "checkpoint_every", "lr_step_every",
@@ -248,30 +259,6 @@ class AutoDecoder(nn.Module):
         return self.decoder.forward_grouped(z, xyzt), z
 
 
-def _device(device) -> torch.device:
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available; use device='cpu'")
-    return device
-
-
-def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
-    """Join the process group torchrun set up; returns ``(rank, world, device, created)``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device, False
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return dist.get_rank(), dist.get_world_size(), device, created
-
-
 def _resolve_configs(profile, overrides, model_config, train_config) -> tuple[DecoderConfig, TrainConfig]:
     cfg = load_profile(profile, overrides)
     if model_config is None:
@@ -299,8 +286,8 @@ def _epoch_batches(shards, seed: int, epoch: int, mine) -> list[list[int]]:
 
 
 def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainConfig, data: SDFDataset, path):
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a cellnb training checkpoint (format {ckpt.get('format')!r})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a cellnb training checkpoint; start over with overwrite=True (--overwrite)")
     if ckpt["model_config"] != model_config.to_dict():
         saved_model = ckpt["model_config"]
         diff = {k: (saved_model.get(k), v) for k, v in model_config.to_dict().items() if saved_model.get(k) != v}
@@ -334,6 +321,16 @@ def _write_log(path: Path, rows: list[dict]) -> None:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _compiled(model: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile(model)``, or ``model`` with a warning where CPU code cannot be compiled."""
+    cxx = os.environ.get("CXX", "g++")  # what torch's inductor compiles CPU kernels with
+    if device.type == "cpu" and shutil.which(cxx) is None:
+        warnings.warn(f"train.compile is on but the C++ compiler {cxx!r} that torch.compile needs on CPU was not "
+                      "found; training without compiling (slower). Install g++ or set train.compile to false.")
+        return model
+    return torch.compile(model)
 
 
 def _amp_context(amp: str, device: torch.device):
@@ -416,10 +413,10 @@ def train(
             f"{run.latest_checkpoint} exists; pass resume=True (--resume) to continue it "
             "or overwrite=True (--overwrite) to start over"
         )
-    device = _device(device)
+    device = select_device(device)
     if train_config.amp != "none" and device.type != "cuda":
         log.warning("amp=%r needs CUDA; training in float32 on %s", train_config.amp, device)
-    rank, world, device, created = _distributed(device)
+    rank, world, device, created = join_process_group(device)
     threads = torch.get_num_threads()
     if train_config.num_threads is not None:
         torch.set_num_threads(train_config.num_threads)
@@ -473,6 +470,7 @@ class Trainer:
              {"params": self.module.codes.parameters(), "lr": tc.lr_codes}]
         )
         self.model = nn.parallel.DistributedDataParallel(self.module) if world > 1 else self.module
+        self.forward = _compiled(self.model, self.device) if tc.compile else self.model
         self.points = FramePoints(
             dataset,
             frames=np.sort(np.concatenate([self.shards[v] for v in self.mine])),
@@ -505,7 +503,7 @@ class Trainer:
         for frames in _epoch_batches(self.shards, tc.seed, epoch, self.mine):
             seq, xyzt, target = self.points.batch(frames)
             with _amp_context(tc.amp, self.device):
-                pred, z = self.model(seq, xyzt)
+                pred, z = self.forward(seq, xyzt)
             pred = pred.float()
             if tc.clamp is not None:
                 pred, target = pred.clamp(-tc.clamp, tc.clamp), target.clamp(-tc.clamp, tc.clamp)
@@ -638,7 +636,7 @@ def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str],
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.require_checkpoint()
-    device = _device(device)
+    device = select_device(device)
     ckpt = load_checkpoint(path, map_location=device)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a cellnb training checkpoint; train with `cellnb train` first")

@@ -14,14 +14,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-# Headless pyvista renders through EGL (Debian/Ubuntu packages below).
-if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then
+# System packages (Debian/Ubuntu names): EGL for headless pyvista renders, g++ for
+# torch.compile's CPU kernels (the quick profile's train.compile).
+packages=()
+ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri libgomp1)
+command -v "${CXX:-g++}" >/dev/null || packages+=(g++)
+if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing EGL libraries for off-screen rendering"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      libegl1 libegl-mesa0 libgl1-mesa-dri libgomp1 >/dev/null
+    echo "setup: installing ${packages[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
   else
-    echo "setup: warning: libEGL not found; 3D renders need libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
+    echo "setup: warning: missing ${packages[*]}: 3D renders need EGL, compiled training needs g++" >&2
   fi
 fi
 

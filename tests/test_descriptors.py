@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -300,7 +301,7 @@ def test_describe_path_tiff_folder(tmp_path, grown):
     np.testing.assert_allclose(given["volume"], 2 * table["volume"])
 
 
-def test_describe_path_multiframe_tiff_h5_and_mixed_folder(tmp_path, grown):
+def test_describe_path_multiframe_tiff_h5_and_mixed_folder(tmp_path, grown, caplog):
     tifffile.imwrite(tmp_path / "stack.tif", grown.astype(np.uint8))
     stack = describe_path(tmp_path / "stack.tif")
     assert stack["sequence"].tolist() == ["stack"] * 3
@@ -316,7 +317,11 @@ def test_describe_path_multiframe_tiff_h5_and_mixed_folder(tmp_path, grown):
     np.testing.assert_allclose(h5["volume"], stack["volume"], rtol=0.35)
 
     write_ctc_masks(tmp_path / "frames", grown)
-    table = describe_path(tmp_path)
+    (tmp_path / "dataset.json").write_text("{}")  # what `cellnb prepare` writes beside its files: skipped quietly
+    (tmp_path / "notes.txt").write_text("not a mask")  # anything else: skipped with a warning
+    with caplog.at_level(logging.WARNING, logger="cellnb.descriptors"):
+        table = describe_path(tmp_path)
+    assert "notes.txt" in caplog.text and "dataset.json" not in caplog.text
     assert sorted(table["sequence"].unique()) == ["cellA", "frames", "stack"]
     assert len(table) == 9
     assert "stack" in table.attrs["spacing_note"] and "cellA" not in table.attrs["spacing_note"]

@@ -33,12 +33,25 @@ def test_grouped_forward_equals_per_point_forward(config):
 
 
 def test_siren_initialisation_bounds():
-    dec = Decoder(QUICK)
+    torch.manual_seed(0)
+    dec = Decoder(PAPER)
     first = dec.linears()[0]
-    assert first.weight.abs().max() <= 1.0 / first.in_features
+    bound = 1.0 / first.in_features
+    assert first.weight.abs().max() <= bound and first.weight.abs().max() > 0.9 * bound
     hidden = dec.linears()[1]
-    assert hidden.weight.abs().max() <= math.sqrt(6.0 / hidden.in_features) / QUICK.omega
+    assert hidden.weight.abs().max() <= math.sqrt(6.0 / hidden.in_features) / PAPER.omega
     assert all(layer.omega == 30.0 for layer in dec.hidden)
+
+
+def test_coordinate_columns_of_the_first_layer_take_their_own_bound():
+    torch.manual_seed(0)
+    first = Decoder(QUICK).linears()[0].weight.detach()
+    code, coords = first[:, : QUICK.code_length].abs(), first[:, QUICK.code_length :].abs()
+    assert coords.shape[1] == 4 and QUICK.coord_init_bound == 0.25
+    assert 0.9 * 0.25 < coords.max() <= 0.25  # SIREN's 1/n for the 4 coordinates alone
+    assert code.max() <= 1.0 / first.shape[1]  # the code columns keep 1/n over the whole input
+    with pytest.raises(ValueError, match="coord_init_bound"):
+        DecoderConfig(coord_init_bound=0.0)
 
 
 def test_config_round_trip_and_validation():
