@@ -56,6 +56,8 @@ def headline_rows(runs, names) -> list[dict]:
         row = {"data set": name}
         for header, section, path in _COLUMNS:
             row[header] = _get(metrics, section, path)
+        divide = _get(metrics, "train", ("topology_sequences",))
+        row["topology kept"] = f"{row['topology kept']}/{divide}" if divide else None  # None: nothing divides
         rows.append(row)
     return rows
 
@@ -76,7 +78,9 @@ def results_markdown(runs, names, *, figures="figures", relative_to=".") -> str:
     lines = [
         "Produced by `cellnb run` from `runs/<data set>/metrics.json` (quick profile unless stated).",
         "W1/sd: Wasserstein-1 distance between real (O) and generated (G) descriptor distributions divided by",
-        "the real standard deviation; 1-NN acc.: leave-one-out 1-nearest-neighbour two-sample accuracy on",
+        "the real standard deviation; topology kept: reconstructed training sequences with the true component",
+        "count in every frame, of those whose count changes (– where none does); 1-NN acc.: leave-one-out",
+        "1-nearest-neighbour two-sample accuracy on",
         "descriptor time courses (0.5 = indistinguishable); topology G: share of generated sequences with a",
         "plausible component count over time; narrow-band ratios: dense / narrow-band at the finest grid of notebook 04.",
         "",
