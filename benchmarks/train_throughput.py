@@ -233,7 +233,7 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="length of one timed throughput round")
     p.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds per loop")
     p.add_argument("--cap", type=float, default=90.0, help="time cap (training seconds) for reaching Dice 0.90")
-    p.add_argument("--eval-every", type=float, default=15.0, help="training seconds between Dice evaluations")
+    p.add_argument("--eval-every", type=float, default=3.0, help="training seconds between Dice evaluations")
     p.add_argument("--model", default="quick", choices=("quick", "paper"),
                    help="decoder: the quick or the paper profile's (training settings: quick)")
     p.add_argument("--no-dice", action="store_true", help="throughput only")
