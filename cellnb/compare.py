@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 W1_MATCH = 0.5  # w1_norm at or below this reads as "matches" (issue 5 quality target)
 NN1_HARD = 0.6  # 1-NN accuracy at or below this: real and generated are hard to tell apart
 NN1_PARTLY = 0.8  # above NN1_HARD and at or below this: partly distinguishable
+NN1_COPIES = 0.35  # below this, sequences sit nearer the other sample than their own: near copies
 
 HEADLINE_DESCRIPTORS = ("volume", "surface_area", "sphericity")  # the issue's realism targets
 _STAT_COLUMNS = ["real_median", "real_iqr", "gen_median", "gen_iqr", "ks_statistic", "ks_pvalue", "w1", "w1_norm"]
@@ -395,7 +396,10 @@ def reading(report: dict) -> str:
     if nn1 is None:
         parts.append("The 1-NN two-sample accuracy was not computed (fewer than 2 sequences on one side).")
     else:
-        if nn1 <= NN1_HARD:
+        if nn1 < NN1_COPIES:
+            verdict = ("nearer to real ones than real ones are to each other, so they are close copies of training "
+                       "sequences rather than new ones")
+        elif nn1 <= NN1_HARD:
             verdict = "hard to tell apart from real ones"
         elif nn1 <= NN1_PARTLY:
             verdict = "partly distinguishable from real ones"

@@ -181,6 +181,17 @@ def test_comparison_report_is_json_and_its_reading_follows_the_numbers():
     assert "100% of the generated sequences" in text
 
 
+def test_near_copies_of_the_real_sequences_read_as_copies():
+    rng = np.random.default_rng(6)
+    real = growth(rng, 12, 8)
+    copies = real.assign(sequence="copy_" + real["sequence"])
+    columns = ["volume", "sphericity"]
+    copies[columns] = copies[columns] * (1 + 1e-4 * rng.standard_normal((len(copies), 2)))
+    report = comparison_report(real, copies, family="deforming")
+    assert report["nn1_accuracy"] < 0.1  # every sequence's nearest neighbour is its copy, in the other sample
+    assert "close copies of training sequences" in reading(report)
+
+
 def test_report_without_enough_sequences_still_writes():
     rng = np.random.default_rng(5)
     report = comparison_report(growth(rng, 1, 6), growth(rng, 3, 6), family="dividing")
