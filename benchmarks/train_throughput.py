@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ from cellnb.field import evaluate_dense
 from cellnb.model import Decoder, DecoderConfig
 from cellnb.prepare import prepare
 from cellnb.sampling import FramePoints, SDFDataset, sample_frame
-from cellnb.sdf import time_coords
+from cellnb.sdf import dice
 from cellnb.train import TrainConfig, Trainer, learning_rates
 
 log = logging.getLogger("train_throughput")
@@ -126,7 +127,7 @@ class OurLoop:
     """cellnb's loop: :class:`cellnb.train.Trainer` (what :func:`cellnb.train.train` runs, minus checkpoints)."""
 
     def __init__(self, dataset, model_config, tc, seed=0):
-        self.trainer = Trainer(dataset, model_config, TrainConfig.from_dict({**tc.to_dict(), "seed": seed}))
+        self.trainer = Trainer(dataset, model_config, replace(tc, seed=seed))
         self.epoch = 0
 
     def run_epoch(self) -> int:
@@ -140,13 +141,13 @@ class OurLoop:
 
 def mean_dice(loop, dataset, truth) -> float:
     decoder, codes = loop.codes()
-    dice = []
+    scores = []
     with torch.no_grad():
         for s in range(dataset.n_sequences):
-            rec = evaluate_dense(decoder, codes[s], shape=dataset.shape, times=time_coords(dataset.n_frames)) < 0
-            dice.append(2 * np.count_nonzero(rec & truth[s]) / (np.count_nonzero(rec) + np.count_nonzero(truth[s])))
+            rec = evaluate_dense(decoder, codes[s], shape=dataset.shape, times=dataset.times) < 0
+            scores.append(dice(rec, truth[s]))
     decoder.train()
-    return float(np.mean(dice))
+    return float(np.mean(scores))
 
 
 def throughput(loops: dict, seconds: float, rounds: int) -> dict:
@@ -271,7 +272,7 @@ def main(argv=None) -> None:
                  tc.frames_per_batch, tc.points_per_frame, torch.get_num_threads())
         makers = {"cellnb": lambda: OurLoop(dataset, model_config, tc),
                   "reference": lambda: ReferenceLoop(dataset, model_config, tc)}
-        eager = TrainConfig.from_dict({**tc.to_dict(), "compile": False})
+        eager = replace(tc, compile=False)
         loops = {name: make() for name, make in makers.items()}
         loops["cellnb-eager"] = OurLoop(dataset, model_config, eager)  # what the loop gains without torch.compile
         rates = throughput(loops, args.seconds, args.rounds)

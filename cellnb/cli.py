@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 
+from cellnb.config import PROFILES
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("cellnb")
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of .h5 SDF files")
     p.add_argument("--run", "--run-dir", dest="run", required=True,
                    help="run directory (checkpoints, logs, metrics); under torchrun spell it --run-dir")
-    p.add_argument("--profile", default="quick", choices=("quick", "paper"))
+    p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     p.add_argument("--seed", type=int, default=None, help="override the profile's seed")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("run", help="the main job: every notebook for every data set, figures regenerated")
-    p.add_argument("--profile", default="quick", choices=("quick", "paper"))
+    p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
     p.add_argument("--figures", default="figures", help="where the figures go")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of: dividing filopodial celegans")

@@ -38,7 +38,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack
-from cellnb.sdf import resample_to_cube
+from cellnb.sdf import CONNECTIVITY_26, resample_to_cube
 from cellnb.sequence import MaskSequence
 
 __all__ = [
@@ -182,7 +182,6 @@ CELEGANS_REGISTRY = {
 VOLUME_RATIO_RANGE = (0.6, 1.4)
 CROP_MARGIN = 0.15  # cube side = the window's extent around its centroid, enlarged this much on each side
 _CROP_PAD = 2  # background voxels kept around a label's bounding box for its distance transform
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity for components and gaps
 _LABEL_COLUMNS = ("label", "first_frame", "last_frame", "n_frames", "median_voxels", "min_voxels", "max_voxels")
 
 # Founder cells whose mother is not their name minus its last letter (C. elegans lineage naming).
@@ -534,9 +533,9 @@ def _build_window(window: _Window, size: int) -> MaskSequence | str:
         # Daughters are resampled apart, then the voxels where they touch or overlap become
         # background, so they stay two 26-connected components at any grid size.
         a, b = cube(t, cells[0]), cube(t, cells[1])
-        touching = ndimage.binary_dilation(a, _CONNECTIVITY) & ndimage.binary_dilation(b, _CONNECTIVITY)
+        touching = ndimage.binary_dilation(a, CONNECTIVITY_26) & ndimage.binary_dilation(b, CONNECTIVITY_26)
         masks.append((a | b) & ~touching)
-    n_components = [ndimage.label(m, _CONNECTIVITY)[1] for m in masks]
+    n_components = [ndimage.label(m, CONNECTIVITY_26)[1] for m in masks]
     expected = [1] * window.before + [2] * (len(window.frames) - window.before)
     if n_components != expected:
         return f"topology: components per frame {n_components}, expected 1 before and 2 from the division on"

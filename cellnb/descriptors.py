@@ -85,8 +85,7 @@ from skimage.morphology import skeletonize
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack, read_sdf_h5
-from cellnb.sdf import sdf_to_mask, time_coords
-from cellnb.sequence import MaskSequence
+from cellnb.sdf import CONNECTIVITY_26, sdf_to_mask, time_coords
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",
@@ -98,7 +97,6 @@ __all__ = [
     "principal_axes",
     "describe_frame",
     "describe_sequence",
-    "describe_sequences",
     "describe_path",
 ]
 
@@ -124,7 +122,6 @@ PROTRUSION_OPENING_FRACTION = 0.35  # opening radius / equivalent radius: keeps 
 MIN_OPENING_VOXELS = 2.0  # an opening radius below two voxels only shaves the voxel staircase
 
 _PAD = int(np.ceil(4 * SMOOTHING_SIGMA_VOXELS)) + 1  # room for the Gaussian tail (truncate=4) and a closed mesh
-_FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 _SUFFIXES_SDF = (".h5", ".hdf5")
 _SUFFIXES_TIFF = (".tif", ".tiff")
 
@@ -161,7 +158,7 @@ def component_counts(masks) -> np.ndarray:
         masks = masks[None]
     if masks.ndim != 4:
         raise ValueError(f"masks must have shape (T, Z, Y, X), got {masks.shape}")
-    return np.array([ndimage.label(frame.astype(bool), structure=_FULL)[1] for frame in masks], dtype=int)
+    return np.array([ndimage.label(frame.astype(bool), structure=CONNECTIVITY_26)[1] for frame in masks], dtype=int)
 
 
 def principal_axes(mask, *, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,12 +244,12 @@ def _protrusions(padded: np.ndarray, spacing: np.ndarray, radius: float) -> tupl
     to_core = ndimage.distance_transform_edt(~eroded, sampling=spacing)
     body = to_core <= radius  # the opening: the eroded core dilated by the same ball
     residue = padded & ~body
-    labels, n = ndimage.label(residue, structure=_FULL)
+    labels, n = ndimage.label(residue, structure=CONNECTIVITY_26)
     if n == 0:
         return 0, 0.0
     index = np.arange(1, n + 1)
     component = labels[residue]  # per-component maxima over the residue voxels only (fast)
-    touches = np.asarray(ndimage.maximum(ndimage.binary_dilation(body, structure=_FULL)[residue], component, index)) > 0
+    touches = np.asarray(ndimage.maximum(ndimage.binary_dilation(body, structure=CONNECTIVITY_26)[residue], component, index)) > 0
     # distance to the body = distance to the core minus the radius (the body is the core grown by the ball)
     reach = np.asarray(ndimage.maximum(to_core[residue], component, index)) - radius
     keep = touches & (reach >= radius)
@@ -364,25 +361,6 @@ def describe_sequence(
             warnings.warn(f"sequence {name!r} frame {k}: {w.message}", w.category, stacklevel=2)
         rows.append({"sequence": name, "frame": k, "t": float(times[k]), **row})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
-
-
-def describe_sequences(sequences, *, progress: bool = False) -> pd.DataFrame:
-    """Descriptors of several :class:`~cellnb.sequence.MaskSequence`, each with its own spacing and name.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        The tables of :func:`describe_sequence`, stacked.
-    """
-    tables = []
-    for seq in tqdm(list(sequences), desc="describe", disable=not progress):
-        if not isinstance(seq, MaskSequence):
-            raise ValueError(f"sequences must hold MaskSequence objects, got {type(seq).__name__}; "
-                             "use describe_sequence for a plain array")
-        tables.append(describe_sequence(seq.masks, spacing=seq.spacing, name=seq.name))
-    if not tables:
-        raise ValueError("sequences is empty; pass at least one MaskSequence")
-    return pd.concat(tables, ignore_index=True)
 
 
 def _tiff_is_sequence(path: Path) -> bool:

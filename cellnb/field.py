@@ -73,7 +73,7 @@ from skimage.measure import marching_cubes
 from tqdm.auto import tqdm
 
 from cellnb.descriptors import component_counts
-from cellnb.sdf import grid_axes
+from cellnb.sdf import grid_axes, iou
 
 __all__ = [
     "MIN_GRID_SIZE",
@@ -459,7 +459,6 @@ def compare_methods(decoder, code, *, shape, times, margin: float = DEFAULT_MARG
                                          chunk_points=chunk_points, device=device)
     narrow_s = time.perf_counter() - start
     narrow = sdf < 0
-    union = int(np.logical_or(dense, narrow).sum())
     return {
         "shape": list(dense.shape[1:]),
         "frames": int(dense.shape[0]),
@@ -469,7 +468,7 @@ def compare_methods(decoder, code, *, shape, times, margin: float = DEFAULT_MARG
         "dense_seconds": dense_s,
         "narrow_seconds": narrow_s,
         "time_ratio": dense_s / narrow_s,
-        "iou": float(np.logical_and(dense, narrow).sum() / union) if union else 1.0,
+        "iou": iou(dense, narrow),
         "voxels_differing": int((dense != narrow).sum()),
         "components_dense": [int(c) for c in component_counts(dense)],
         "components_narrow": [int(c) for c in component_counts(narrow)],

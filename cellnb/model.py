@@ -141,7 +141,7 @@ class SineLayer(nn.Module):
         self.linear = siren_init_(nn.Linear(in_features, out_features), omega=self.omega, is_first=is_first)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.omega * self.linear(x))
+        return self.activate(self.linear(x))
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         """The activation alone, for callers that computed ``W x + b`` in parts."""

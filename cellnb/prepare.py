@@ -13,7 +13,6 @@ Sources are named as on the command line:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -25,7 +24,6 @@ from cellnb.sequence import MaskSequence
 
 __all__ = ["parse_source", "load_source", "write_dataset", "prepare"]
 
-log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "dataset.json"
 
@@ -91,8 +89,7 @@ def load_source(
     if kind == "tiff":
         seq = datasets.read_tiff_sequence(arg, label=label, spacing=spacing)
         return [crop_to_cube(seq, size)]
-    sequences, skipped = datasets.celegans_divisions(data_dir, frames=frames, size=size, max_sequences=n_sequences)
-    log.info("C. elegans: %d division sequences built, %d skipped", len(sequences), len(skipped))
+    sequences, _ = datasets.celegans_divisions(data_dir, frames=frames, size=size, max_sequences=n_sequences)
     return sequences
 
 

@@ -19,28 +19,9 @@ __all__ = ["START", "END", "headline_rows", "results_markdown", "update_readme"]
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
-# (header, section, key path) of the headline table's columns.
-_COLUMNS = [
-    ("sequences", "data", ("n_sequences",)),
-    ("grid", "data", ("size",)),
-    ("train s", "train", ("seconds",)),
-    ("recon. Dice", "train", ("dice_mean",)),
-    ("recon. IoU", "train", ("iou_mean",)),
-    ("topology kept", "train", ("topology_kept",)),
-    ("best strategy", "descriptors", ("best_strategy",)),
-    ("W1/sd volume", "descriptors", ("best", "descriptors", "volume", "w1_norm")),
-    ("W1/sd area", "descriptors", ("best", "descriptors", "surface_area", "w1_norm")),
-    ("W1/sd sphericity", "descriptors", ("best", "descriptors", "sphericity", "w1_norm")),
-    ("KS volume", "descriptors", ("best", "descriptors", "volume", "ks")),
-    ("1-NN acc.", "descriptors", ("best", "nn1_accuracy")),
-    ("topology G", "descriptors", ("best", "topology", "generated", "share_plausible")),
-    ("narrow-band evals ratio", "field", ("evaluations_ratio",)),
-    ("narrow-band time ratio", "field", ("time_ratio",)),
-]
-
-
-def _get(metrics: dict, section: str, path: tuple):
-    value = metrics.get(section, {})
+def _get(metrics: dict, *path: str):
+    """``metrics[path[0]][path[1]]...``, or None where a step did not write it."""
+    value = metrics
     for key in path:
         if not isinstance(value, dict) or key not in value:
             return None
@@ -48,17 +29,42 @@ def _get(metrics: dict, section: str, path: tuple):
     return value
 
 
+def _topology_kept(metrics: dict) -> str | None:
+    """``kept/checked`` reconstructed sequences whose component count changes; None where none does."""
+    checked = _get(metrics, "train", "topology_sequences")
+    return f"{_get(metrics, 'train', 'topology_kept')}/{checked}" if checked else None
+
+
+def _at(*path: str):
+    return lambda metrics: _get(metrics, *path)
+
+
+# (header, value from a run's metrics) of the headline table's columns.
+_COLUMNS = [
+    ("sequences", _at("data", "n_sequences")),
+    ("grid", _at("data", "size")),
+    ("train s", _at("train", "seconds")),
+    ("recon. Dice", _at("train", "dice_mean")),
+    ("recon. IoU", _at("train", "iou_mean")),
+    ("topology kept", _topology_kept),
+    ("best strategy", _at("descriptors", "best_strategy")),
+    ("W1/sd volume", _at("descriptors", "best", "descriptors", "volume", "w1_norm")),
+    ("W1/sd area", _at("descriptors", "best", "descriptors", "surface_area", "w1_norm")),
+    ("W1/sd sphericity", _at("descriptors", "best", "descriptors", "sphericity", "w1_norm")),
+    ("KS volume", _at("descriptors", "best", "descriptors", "volume", "ks")),
+    ("1-NN acc.", _at("descriptors", "best", "nn1_accuracy")),
+    ("topology G", _at("descriptors", "best", "topology", "generated", "share_plausible")),
+    ("narrow-band evals ratio", _at("field", "evaluations_ratio")),
+    ("narrow-band time ratio", _at("field", "time_ratio")),
+]
+
+
 def headline_rows(runs, names) -> list[dict]:
     """One dict per data set with the headline numbers (None where a step did not run)."""
     rows = []
     for name in names:
         metrics = RunDir(Path(runs) / name).read_metrics()
-        row = {"data set": name}
-        for header, section, path in _COLUMNS:
-            row[header] = _get(metrics, section, path)
-        divide = _get(metrics, "train", ("topology_sequences",))
-        row["topology kept"] = f"{row['topology kept']}/{divide}" if divide else None  # None: nothing divides
-        rows.append(row)
+        rows.append({"data set": name, **{header: value(metrics) for header, value in _COLUMNS}})
     return rows
 
 
@@ -80,8 +86,8 @@ def results_markdown(runs, names, *, figures="figures", relative_to=".") -> str:
         "W1/sd: Wasserstein-1 distance between real (O) and generated (G) descriptor distributions divided by",
         "the real standard deviation; topology kept: reconstructed training sequences with the true component",
         "count in every frame, of those whose count changes (– where none does); 1-NN acc.: leave-one-out",
-        "1-nearest-neighbour two-sample accuracy on",
-        "descriptor time courses (0.5 = indistinguishable); topology G: share of generated sequences with a",
+        "1-nearest-neighbour two-sample accuracy on descriptor time courses (0.5 = indistinguishable);",
+        "topology G: share of generated sequences with a",
         "plausible component count over time; narrow-band ratios: dense / narrow-band at the finest grid of notebook 04.",
         "",
         "| " + " | ".join(headers) + " |",

@@ -134,9 +134,9 @@ def run_all(
             "data_dir": data_dir,
             "overwrite": True,
         }
+        run.executed.mkdir(parents=True, exist_ok=True)
         for nb in NOTEBOOKS:
             log.info("%s: running %s", name, nb)
-            run.executed.mkdir(parents=True, exist_ok=True)
             papermill.execute_notebook(
                 str(notebooks / f"{nb}.ipynb"),
                 str(run.executed / f"{nb}.ipynb"),

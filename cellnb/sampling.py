@@ -26,7 +26,6 @@ depend on how frames are split between processes.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,6 @@ from cellnb.sdf import grid_axes, time_coords
 
 __all__ = ["MODES", "sample_frame", "sample_indices", "SDFDataset", "FramePoints"]
 
-log = logging.getLogger(__name__)
 
 MODES = ("official", "band")
 # Below this share of the frame, a part's voxel list is built explicitly; above

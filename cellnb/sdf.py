@@ -26,6 +26,7 @@ from scipy import ndimage
 from cellnb.sequence import MaskSequence
 
 __all__ = [
+    "CONNECTIVITY_26",
     "OFFICIAL_CLAMP_VOXELS",
     "OFFICIAL_GRID_SIZE",
     "default_clamp",
@@ -44,6 +45,9 @@ __all__ = [
 
 OFFICIAL_CLAMP_VOXELS = 32.0  # outside clamp of the official preprocessing at 256^3
 OFFICIAL_GRID_SIZE = 256
+# Structuring element of 26-connectivity (voxels touching by a face, an edge or a corner are
+# neighbours): what every component count, label and dilation in cellnb uses.
+CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 
 def default_clamp(size: int) -> float:
@@ -124,7 +128,7 @@ def signed_distance(mask: np.ndarray, *, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """Keep the largest 26-connected component of a binary frame."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    labels, n = ndimage.label(mask, structure=CONNECTIVITY_26)
     if n <= 1:
         return np.asarray(mask, dtype=bool)
     sizes = np.bincount(labels.ravel())[1:]

@@ -36,8 +36,9 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     # No GPU: take the CPU build, never the multi-GB CUDA build that PyPI serves for Linux.
     # A local CPU wheel (in pip's find-links) is used when present, else PyTorch's CPU index.
     echo "setup: no GPU, installing the CPU build of PyTorch"
-    if "$PY" -m pip install -q --no-deps --no-index "torch==2.13.0" 2>/dev/null; then
-      "$PY" -m pip install -q "torch==2.13.0"  # its dependencies, from the package index
+    TORCH_CPU="torch==2.13.0"  # the CPU wheel this workplace keeps on disk
+    if "$PY" -m pip install -q --no-deps --no-index "$TORCH_CPU" 2>/dev/null; then
+      "$PY" -m pip install -q "$TORCH_CPU"  # its dependencies, from the package index
     else
       "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu \
         --extra-index-url https://pypi.org/simple
@@ -48,7 +49,7 @@ fi
 if ! "$PY" -c "import cellnb, papermill, pytest" 2>/dev/null || [ pyproject.toml -nt "$VENV/.cellnb-installed" ]; then
   echo "setup: installing cellnb and its dependencies"
   "$PY" -m pip install -q -e ".[notebooks,dev]"
+  "$PY" -m ipykernel install --sys-prefix --name python3 >/dev/null  # the kernel papermill runs
   touch "$VENV/.cellnb-installed"
 fi
-"$PY" -m ipykernel install --sys-prefix --name python3 >/dev/null
 export PATH="$PWD/$VENV/bin:$PATH"

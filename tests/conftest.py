@@ -14,12 +14,9 @@ def real_data_dir() -> Path:
     return Path(os.environ.get("CELLNB_DATA_DIR") or REPO.parent / "shared" / "data" / "real").resolve()
 
 
-@pytest.fixture
-def celegans_dir():
-    folder = real_data_dir() / "celegans-3dmms"
-    if not (folder / "membSeg").is_dir():
-        pytest.skip("C. elegans data not available (set CELLNB_DATA_DIR)")
-    return folder.parent
+def celegans_available() -> bool:
+    """Whether the C. elegans data (``celegans-3dmms/membSeg``) is under :func:`real_data_dir`."""
+    return (real_data_dir() / "celegans-3dmms" / "membSeg").is_dir()
 
 
 def ball(shape, center, radius, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:

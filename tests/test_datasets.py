@@ -7,9 +7,7 @@ The C. elegans tests need the shared data folder (``$CELLNB_DATA_DIR`` or
 import functools
 import hashlib
 import http.server
-import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +16,12 @@ import tifffile
 from scipy import ndimage
 
 from cellnb import datasets
+from conftest import celegans_available, real_data_dir
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
-DATA_ROOT = Path(os.environ.get("CELLNB_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared/data/real").resolve()
+DATA_ROOT = real_data_dir()
 CELEGANS = DATA_ROOT / "celegans-3dmms"
-needs_data = pytest.mark.skipif(not (CELEGANS / "membSeg").is_dir(), reason=f"no C. elegans data in {CELEGANS}")
+needs_data = pytest.mark.skipif(not celegans_available(), reason=f"no C. elegans data in {CELEGANS}")
 
 
 def n_components(frame):

@@ -6,7 +6,7 @@ import re
 import nbformat
 import papermill
 import pytest
-from conftest import REPO, real_data_dir
+from conftest import REPO, celegans_available
 
 from cellnb.report import END, START
 from cellnb.runner import NOTEBOOK_PARAMETERS, NOTEBOOKS, run_all
@@ -53,7 +53,7 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
     """The README's main command, on tiny settings: every notebook, every data set, figures, README results."""
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Results\n\n{START}\nold\n{END}\n")
-    datasets = ["dividing", "filopodial"] + (["celegans"] if (real_data_dir() / "celegans-3dmms").is_dir() else [])
+    datasets = ["dividing", "filopodial"] + (["celegans"] if celegans_available() else [])
     summary = run_all(
         profile="quick", runs=tmp_path / "runs", figures=tmp_path / "figures", datasets=datasets,
         overrides=TINY, notebooks=NOTEBOOK_DIR, readme=readme, progress=False,
