@@ -8,12 +8,13 @@ environment (``WORLD_SIZE``, ``LOCAL_RANK``, ...).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["select_device", "join_process_group"]
+__all__ = ["select_device", "process_group"]
 
 
 def select_device(device=None) -> torch.device:
@@ -32,22 +33,32 @@ def select_device(device=None) -> torch.device:
     return device
 
 
-def join_process_group(device: torch.device) -> tuple[int, int, torch.device, bool]:
-    """Join the process group torchrun set up; returns ``(rank, world, device, created)``.
+@contextlib.contextmanager
+def process_group(device: torch.device):
+    """Join the process group torchrun set up for the ``with`` block; yields ``(rank, world, device)``.
 
-    Outside torchrun (``WORLD_SIZE`` unset or 1) this is ``(0, 1, device,
-    False)``.  Under torchrun on CUDA, each process takes the GPU of its
-    ``LOCAL_RANK``.  ``created`` says whether this call created the group, so
-    the caller knows to destroy it when done.
+    Outside torchrun (``WORLD_SIZE`` unset or 1) this yields ``(0, 1,
+    device)`` and does nothing else.  Under torchrun on CUDA, each process
+    takes the GPU of its ``LOCAL_RANK``.  A group this call created is left
+    together (a barrier, when the block ends without an error) and then
+    destroyed: a process that tears its group down while another still
+    talks to it is aborted by gloo ("terminate called without an active
+    exception").
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, device, False
+        yield 0, 1, device
+        return
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    created = False
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return dist.get_rank(), dist.get_world_size(), device, created
+    try:
+        yield dist.get_rank(), dist.get_world_size(), device
+        if created:
+            dist.barrier()
+    finally:
+        if created:
+            dist.destroy_process_group()

@@ -47,12 +47,12 @@ import torch.distributed as dist
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from cellnb.devices import join_process_group, select_device
+from cellnb.devices import process_group, select_device
 from cellnb.field import METHODS, check_memory, evaluate, grid_shape, mesh_frame, required_bytes
 from cellnb.io import write_ctc_masks, write_json, write_mesh, write_sdf_h5
 from cellnb.latent import STRATEGIES, default_sigma, sample_codes
 from cellnb.sampling import SDFDataset
-from cellnb.sdf import time_coords
+from cellnb.sdf import CONNECTIVITY_26, time_coords
 from cellnb.train import load_trained
 from cellnb.viz.render import render_mesh, save_gif
 from cellnb.workspace import RunDir
@@ -65,7 +65,6 @@ FORMATS = ("h5", "tiff", "mesh", "gif")
 SUMMARY_FILE = "summary.json"
 CODES_FILE = "codes.npy"
 GIF_WINDOW = (320, 320)  # pixels of each animation frame
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected components, as cellnb.descriptors
 
 
 def sequence_name(strategy: str, index: int) -> str:
@@ -117,7 +116,7 @@ def _output_record(train: dict, shape) -> dict:
 
 
 def _labels(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    labels, count = ndimage.label(mask, structure=_CONNECTIVITY)
+    labels, count = ndimage.label(mask, structure=CONNECTIVITY_26)
     return labels.astype(np.uint16), int(count)
 
 
@@ -286,8 +285,7 @@ def generate(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) or choose another --out")
     run.require_checkpoint()
-    rank, world, device, created = join_process_group(select_device(device))
-    try:
+    with process_group(select_device(device)) as (rank, world, device):
         decoder, learned, _, info = load_trained(run, device=device)
         needed = required_bytes(shape, frames, decoder=decoder, method=method)
         needed += frames * int(np.prod(shape)) * (2 if "tiff" in formats else 0)  # uint16 labels
@@ -353,6 +351,3 @@ def generate(
             run.update_metrics("generate", section)
         log.info("generated %d sequences into %s in %.1f s", n, out, summary["seconds"])
         return summary
-    finally:
-        if created:
-            dist.destroy_process_group()

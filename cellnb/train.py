@@ -66,8 +66,8 @@ from tqdm.auto import tqdm
 
 from cellnb.config import dataclass_from_dict, load_profile
 from cellnb.descriptors import component_counts
-from cellnb.devices import join_process_group, select_device
-from cellnb.field import evaluate_dense
+from cellnb.devices import process_group, select_device
+from cellnb.field import evaluate_dense, grid_shape
 from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
 from cellnb.model import Decoder, DecoderConfig
 from cellnb.sampling import MODES, FramePoints, SDFDataset
@@ -285,9 +285,15 @@ def _epoch_batches(shards, seed: int, epoch: int, mine) -> list[list[int]]:
     return [[int(shards[v][perms[v][b]]) for v in mine] for b in range(steps)]
 
 
-def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainConfig, data: SDFDataset, path):
+def _require_training_checkpoint(ckpt, path, fix: str) -> dict:
+    """``ckpt`` if it is a checkpoint :func:`train` wrote, else a ValueError naming ``path`` and ``fix``."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a cellnb training checkpoint; start over with overwrite=True (--overwrite)")
+        raise ValueError(f"{path} is not a cellnb training checkpoint; {fix}")
+    return ckpt
+
+
+def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainConfig, data: SDFDataset, path):
+    _require_training_checkpoint(ckpt, path, "start over with overwrite=True (--overwrite)")
     if ckpt["model_config"] != model_config.to_dict():
         saved_model = ckpt["model_config"]
         diff = {k: (saved_model.get(k), v) for k, v in model_config.to_dict().items() if saved_model.get(k) != v}
@@ -416,16 +422,14 @@ def train(
     device = select_device(device)
     if train_config.amp != "none" and device.type != "cuda":
         log.warning("amp=%r needs CUDA; training in float32 on %s", train_config.amp, device)
-    rank, world, device, created = join_process_group(device)
     threads = torch.get_num_threads()
     if train_config.num_threads is not None:
         torch.set_num_threads(train_config.num_threads)
     try:
-        return _fit(dataset, run, model_config, train_config, ckpt, device, rank, world, progress)
+        with process_group(device) as (rank, world, device):
+            return _fit(dataset, run, model_config, train_config, ckpt, device, rank, world, progress)
     finally:
         torch.set_num_threads(threads)
-        if created:
-            dist.destroy_process_group()
 
 
 class Trainer:
@@ -590,12 +594,10 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) ->
             save_checkpoint(run.latest_checkpoint, state, overwrite=True)
             _write_log(run.root / LOG_FILE, history)
     seconds_total = seconds + time.perf_counter() - t_start
+    fit = _training_metrics(tc.epochs, {"seconds": seconds_total, "points": points_done}, history,
+                            trainer.module.decoder)
     summary = {
-        "epochs": tc.epochs,
-        "seconds": seconds_total,
-        "points_per_second": points_done / seconds_total if seconds_total > 0 else 0.0,
-        "final_loss": history[-1]["loss"] if history else None,
-        "n_parameters": trainer.module.decoder.n_parameters(),
+        **fit,
         "n_sequences": dataset.n_sequences,
         "n_frames": dataset.n_frames,
         "checkpoint": str(run.latest_checkpoint),
@@ -603,9 +605,19 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) ->
         "world_size": world,
     }
     if writer:
-        run.update_metrics("train", {k: summary[k] for k in ("epochs", "seconds", "points_per_second", "final_loss",
-                                                             "n_parameters")})
+        run.update_metrics("train", fit)
     return summary
+
+
+def _training_metrics(epochs: int, stats: dict, history: list[dict], decoder: Decoder) -> dict:
+    """The ``train`` metrics of the fit itself, from its stats (``seconds``, ``points``) and log."""
+    return {
+        "epochs": epochs,
+        "seconds": stats["seconds"],
+        "points_per_second": stats["points"] / stats["seconds"] if stats["seconds"] > 0 else 0.0,
+        "final_loss": history[-1]["loss"] if history else None,
+        "n_parameters": decoder.n_parameters(),
+    }
 
 
 def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str], dict]:
@@ -637,9 +649,8 @@ def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str],
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.require_checkpoint()
     device = select_device(device)
-    ckpt = load_checkpoint(path, map_location=device)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a cellnb training checkpoint; train with `cellnb train` first")
+    ckpt = _require_training_checkpoint(load_checkpoint(path, map_location=device), path,
+                                        "train with `cellnb train` first")
     config = DecoderConfig.from_dict(ckpt["model_config"])
     decoder = Decoder(config)
     try:
@@ -712,13 +723,13 @@ def reconstruct(
         every frame), ``components_match`` (all sequences whose
         reconstruction has the true count in every frame), ``components``
         (name -> [true counts, reconstructed counts]) and the training numbers ``n_parameters``, ``epochs``,
-        ``points_per_second``, ``seconds``.
+        ``points_per_second``, ``seconds``, ``final_loss`` (as :func:`train` wrote them).
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     decoder, codes, names, info = load_trained(run, device=device)
     train_shape = tuple(info["data"]["shape"])
     train_frames = int(info["data"]["n_frames"])
-    shape = train_shape if size is None else tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
+    shape = train_shape if size is None else grid_shape(size)
     n_t = train_frames if frames is None else int(frames)
     picks = names if sequences is None else list(sequences)
     unknown = [n for n in picks if n not in names]
@@ -764,8 +775,8 @@ def reconstruct(
         return out
     changing = [n for n, (t, _) in per["components"].items() if len(set(t)) > 1]
     kept = [n for n in changing if per["components"][n][0] == per["components"][n][1]]
-    stats = info["stats"]
     metrics = {
+        **_training_metrics(int(info["epoch"]), info["stats"], info["log"], decoder),
         "n_sequences": len(picks),
         "size": list(shape),
         "frames": n_t,
@@ -775,10 +786,6 @@ def reconstruct(
         "topology_sequences": len(changing),
         "topology_kept": len(kept),
         "components_match": sum(t == r for t, r in per["components"].values()),
-        "n_parameters": decoder.n_parameters(),
-        "epochs": int(info["epoch"]),
-        "points_per_second": stats["points"] / stats["seconds"] if stats["seconds"] else 0.0,
-        "seconds": stats["seconds"],
         **{k: v for k, v in per.items() if v},
     }
     if per["sdf_error_near_voxels"]:

@@ -24,7 +24,7 @@ from cellnb.sdf import sequence_to_sdf, time_coords
 from cellnb.sampling import SDFDataset
 from cellnb.train import TrainConfig, Trainer, learning_rates, load_trained, reconstruct, train
 from cellnb.workspace import RunDir
-from conftest import REPO, ball, real_data_dir
+from conftest import REPO, ball, celegans_available, real_data_dir
 
 SIZE, FRAMES = 16, 4
 TINY_MODEL = {"code_length": 8, "dims": [32, 32, 32], "latent_in": [2], "xyz_in_all": False,
@@ -255,6 +255,9 @@ def test_reconstruct_scores_match_a_second_route_and_other_sizes_are_not_scored(
     assert m["components"]["split"][0] == [1, 1, 2, 2] and m["topology_sequences"] == 1
     assert m["components_match"] == sum(true == rec for true, rec in m["components"].values())
     assert run.read_metrics()["train"]["dice_mean"] == m["dice_mean"]
+    trained = load_trained(run)[3]  # the fit's own numbers survive scoring
+    assert m["final_loss"] == trained["log"][-1]["loss"] and m["epochs"] == 30
+    assert m["points_per_second"] == pytest.approx(trained["stats"]["points"] / trained["stats"]["seconds"])
     bigger = reconstruct(run, size=20, frames=7, progress=False)
     assert bigger["masks"]["grow"].shape == (7, 20, 20, 20) and "dice_mean" not in bigger
     assert run.read_metrics()["train"]["dice_mean"] == m["dice_mean"]
@@ -319,7 +322,7 @@ def test_quick_profile_reconstructs_its_training_sequences(tmp_path, source, tar
     data = load_profile("quick")["data"]
     kwargs = {"n_sequences": data["n_sequences"], "frames": data["frames"], "size": data["size"], "seed": data["seed"]}
     if source == "celegans":
-        if not (real_data_dir() / "celegans-3dmms" / "membSeg").is_dir():
+        if not celegans_available():
             pytest.skip("C. elegans data not available (set CELLNB_DATA_DIR)")
         kwargs.update(data_dir=real_data_dir(), frames=16)
     prepare(source, tmp_path / "data", progress=False, **kwargs)
