@@ -1,92 +1,139 @@
 """The ``cellnb`` command: prepare, train, reconstruct, generate, describe, run.
 
-User errors (bad arguments, missing inputs, existing outputs) print one line
-``cellnb <command>: error: ...`` and exit with status 2, without a traceback.
+Options left out take the profile's value (``--profile``, default ``quick``;
+``generate`` defaults to the profile the run was trained with).  User errors
+(bad arguments, missing inputs, existing outputs, unwritable folders, a run in
+use) print one line ``cellnb <command>: error: ...`` and exit with status 2,
+without a traceback and before anything is written.  Ctrl-C prints one line
+saying what is intact and exits with 130 (SIGTERM: 143), leaving no
+temporary files behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import errno
 import logging
+import signal
 import sys
 
-from cellnb.config import PROFILES
+from cellnb.config import profile_names
+from cellnb.errors import Interrupted
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("cellnb")
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option and where help is."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _json(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"train\": {\"epochs\": 5}}'")
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` cleans up."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _seed(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _json(text: str) -> dict:
+    from cellnb.profile import parse_overrides
+
+    try:
+        return parse_overrides(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _common(p: argparse.ArgumentParser, *, profile: bool = True, overrides: bool = True) -> None:
+    if profile:
+        p.add_argument("--profile", choices=profile_names(), default=None, help="parameter profile (default quick)")
+    if overrides:
+        p.add_argument("--set", type=_json, default={}, metavar="JSON",
+                       help="profile overrides, e.g. '{\"train\": {\"lr_decoder\": 1e-4}}'")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cellnb",
         description="Generative models of living 3D cell shapes over time (SIREN auto-decoders of 3D+t SDFs).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("prepare", help="build an SDF data set from phantoms, TIFF masks or C. elegans data")
     p.add_argument("--source", required=True, help="phantoms:dividing|phantoms:filopodial|phantoms:deforming|tiff:PATH|celegans")
     p.add_argument("--out", required=True, help="output folder (one .h5 per sequence)")
-    p.add_argument("--n-sequences", type=int, default=8, help="phantoms: how many; celegans: the most to keep")
-    p.add_argument("--frames", type=int, default=12, help="frames per sequence")
-    p.add_argument("--size", type=int, default=48, help="cube side in voxels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-sequences", type=_positive, default=None, help="phantoms: how many; celegans: the most to keep")
+    p.add_argument("--frames", type=_positive, default=None, help="frames per sequence")
+    p.add_argument("--size", type=_positive, default=None, help="cube side in voxels")
+    p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing data set")
-    _add_common(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing data set (whole)")
+    _common(p)
 
     p = sub.add_parser("train", help="fit the auto-decoder to an SDF data set")
     p.add_argument("--data", required=True, help="folder of .h5 SDF files")
     p.add_argument("--run", "--run-dir", dest="run", required=True,
                    help="run directory (checkpoints, logs, metrics); under torchrun spell it --run-dir")
-    p.add_argument("--profile", default="quick", choices=PROFILES)
-    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
-    p.add_argument("--seed", type=int, default=None, help="override the profile's seed")
+    p.add_argument("--epochs", type=_positive, default=None, help="override the profile's epochs")
+    p.add_argument("--seed", type=_seed, default=None, help="override the profile's seed")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start over, replacing existing checkpoints")
-    p.add_argument("--set", type=_json, default={}, metavar="JSON", help="profile overrides, e.g. '{\"train\": {\"lr_decoder\": 1e-4}}'")
-    _add_common(p)
+    p.add_argument("--overwrite", action="store_true", help="start over, replacing the trained model when done")
+    _common(p)
 
     p = sub.add_parser("reconstruct", help="decode the learned codes and score them against the training data")
     p.add_argument("--run", required=True)
-    p.add_argument("--size", type=int, default=None, help="grid side (default: the training size)")
-    p.add_argument("--frames", type=int, default=None, help="frame count (default: the training count)")
+    p.add_argument("--size", type=_positive, default=None, help="grid side (default: the training size)")
+    p.add_argument("--frames", type=_positive, default=None, help="frame count (default: the training count)")
     p.add_argument("--device", default=None)
-    _add_common(p)
+    _common(p, profile=False, overrides=False)
 
     p = sub.add_parser("generate", help="new time-evolving shapes from latent codes")
     p.add_argument("--run", "--run-dir", dest="run", required=True, help="trained run (under torchrun: --run-dir)")
-    p.add_argument("--n", type=int, default=4, help="number of sequences")
-    p.add_argument("--strategy", default="gaussian", help="random|gaussian|perturb|interpolate")
-    p.add_argument("--frames", type=int, default=12)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_positive, default=None, help="number of sequences")
+    p.add_argument("--strategy", default=None, help="random|gaussian|perturb|interpolate")
+    p.add_argument("--frames", type=_positive, default=None)
+    p.add_argument("--size", type=_positive, default=None)
+    p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--sigma", type=float, default=None, help="noise scale of random/perturb codes")
     p.add_argument("--format", dest="formats", action="append", default=None,
-                   help="h5|tiff|mesh|gif; repeat for several (default h5)")
-    p.add_argument("--method", default="narrow", choices=("narrow", "dense"))
+                   help="h5|tiff|mesh|gif; repeat for several")
+    p.add_argument("--method", default=None, choices=("narrow", "dense"))
     p.add_argument("--out", default=None, help="output folder (default RUN/generated/STRATEGY)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None)
-    _add_common(p)
+    _common(p)
 
     p = sub.add_parser("describe", help="per-frame shape descriptors of masks or SDFs, as CSV")
     p.add_argument("input", help="folder of TIFF frames, multi-frame TIFF, .h5 SDF, or a folder of these")
@@ -94,51 +141,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help="voxel size for masks that lack it (default 1 1 1)")
     p.add_argument("--overwrite", action="store_true")
-    _add_common(p)
+    _common(p, profile=False, overrides=False)
 
     p = sub.add_parser("run", help="the main job: every notebook for every data set, figures regenerated")
-    p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
     p.add_argument("--figures", default="figures", help="where the figures go")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of: dividing filopodial celegans")
-    p.add_argument("--set", type=_json, default={}, metavar="JSON", help="profile overrides for every notebook")
     p.add_argument("--readme", default="README.md", help="README whose results section is regenerated ('' to skip)")
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="redo existing run directories")
-    _add_common(p)
+    _common(p)
     return parser
+
+
+def _profile(args, *, default: str = "quick"):
+    from cellnb.profile import load_profile
+
+    return load_profile(args.profile or default, args.set)
+
+
+def _given(args, **names) -> dict:
+    """The options the user gave, as config fields: ``{field: value}`` for those not None."""
+    return {field: getattr(args, option) for field, option in names.items() if getattr(args, option) is not None}
 
 
 def _prepare(args) -> str:
     from cellnb.prepare import prepare
 
-    paths = prepare(
-        args.source, args.out, n_sequences=args.n_sequences, frames=args.frames, size=args.size,
-        seed=args.seed, data_dir=args.data_dir, overwrite=args.overwrite, progress=not args.quiet,
-    )
-    return f"prepared {len(paths)} sequences from {args.source} into {args.out} ({args.size}^3, {args.frames} frames)"
+    config = _profile(args).data.replace(**_given(args, n_sequences="n_sequences", frames="frames", size="size",
+                                                  seed="seed"))
+    s = prepare(args.source, args.out, config, data_dir=args.data_dir, overwrite=args.overwrite,
+                progress=not args.quiet)
+    return (f"prepared {s['n_sequences']} sequences from {args.source} into {args.out} "
+            f"({config.size}^3, {s['frames']} frames)")
 
 
 def _train(args) -> str:
     from cellnb.train import train
+    from cellnb.workspace import RunDir
 
-    overrides = dict(args.set)
-    train_over = dict(overrides.get("train", {}))
-    if args.epochs is not None:
-        train_over["epochs"] = args.epochs
-    if args.seed is not None:
-        train_over["seed"] = args.seed
-    if train_over:
-        overrides["train"] = train_over
-    summary = train(
-        args.data, args.run, profile=args.profile, overrides=overrides, device=args.device,
-        resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-    )
+    profile = _profile(args)
+    config = profile.train.replace(**_given(args, epochs="epochs", seed="seed"))
+    summary = train(args.data, args.run, model_config=profile.model, train_config=config, device=args.device,
+                    resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    RunDir(args.run).update_config("profile", profile.name)
     return f"trained {summary['epochs']} epochs in {summary['seconds']:.0f} s; checkpoint in {args.run}/checkpoints"
 
 
 def _reconstruct(args) -> str:
-    from cellnb.train import reconstruct
+    from cellnb.reconstruct import reconstruct
 
     m = reconstruct(args.run, size=args.size, frames=args.frames, device=args.device, progress=not args.quiet)
     if "dice_mean" in m:
@@ -148,20 +199,24 @@ def _reconstruct(args) -> str:
 
 def _generate(args) -> str:
     from cellnb.generate import generate
+    from cellnb.workspace import RunDir
 
-    s = generate(
-        args.run, n=args.n, strategy=args.strategy, frames=args.frames, size=args.size, seed=args.seed,
-        method=args.method, formats=tuple(args.formats or ("h5",)), out=args.out, overwrite=args.overwrite,
-        sigma=args.sigma, device=args.device, progress=not args.quiet,
-    )
-    return f"generated {s['n']} sequences ({args.strategy}) into {s['out']} in {s['seconds']:.1f} s"
+    run = RunDir(args.run)
+    run.require_checkpoint()
+    config = _profile(args, default=run.read_config().get("profile", "quick")).generate
+    given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", sigma="sigma",
+                   method="method", formats="formats")
+    s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, device=args.device,
+                 progress=not args.quiet)
+    return f"generated {s['n']} sequences ({s['strategy']}) into {s['out']} in {s['seconds']:.1f} s"
 
 
 def _describe(args) -> str:
     from cellnb.descriptors import describe_path
-    from cellnb.io import atomic_path
+    from cellnb.io import atomic_path, check_writable_file
 
-    table = describe_path(args.input, spacing=args.spacing)
+    check_writable_file(args.out, overwrite=args.overwrite)
+    table = describe_path(args.input, spacing=args.spacing, progress=not args.quiet)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         table.to_csv(tmp, index=False)
     return f"described {table['sequence'].nunique()} sequences, {len(table)} frames -> {args.out}"
@@ -171,11 +226,13 @@ def _run(args) -> str:
     from cellnb.runner import run_all
 
     summary = run_all(
-        profile=args.profile, runs=args.runs, figures=args.figures, datasets=args.datasets,
+        profile=args.profile or "quick", runs=args.runs, figures=args.figures, datasets=args.datasets,
         overrides=args.set, readme=args.readme or None, overwrite=args.overwrite, data_dir=args.data_dir,
         progress=not args.quiet,
     )
-    return f"ran {', '.join(summary['datasets'])}; figures in {args.figures}, runs in {args.runs}"
+    message = f"ran {', '.join(summary['datasets'])}; figures in {args.figures}, runs in {args.runs}"
+    skipped = "; ".join(f"skipped {name} ({why})" for name, why in summary["skipped"].items())
+    return f"{message}; {skipped}" if skipped else message
 
 
 _HANDLERS = {
@@ -188,16 +245,40 @@ _HANDLERS = {
 }
 
 
+def _os_error(err: OSError) -> str:
+    where = f" {err.filename}" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device of{where}; free some disk space or write elsewhere"
+    if isinstance(err, PermissionError) or err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where} ({err.strerror}); choose a folder you can write to"
+    return f"{err.strerror or err}{':' + where if where else ''}"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cellnb.workspace import RunInUse
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    prefix = f"cellnb {args.command}"
     try:
         message = _HANDLERS[args.command](args)
-    except USER_ERRORS as err:
+    except Interrupted as err:
+        print(f"{prefix}: {err.message}", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(err.__context__, _Terminated) else EXIT_SIGINT
+    except KeyboardInterrupt as err:
+        print(f"{prefix}: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(err, _Terminated) else EXIT_SIGINT
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, RunInUse) as err:
         text = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"cellnb {args.command}: error: {text}", file=sys.stderr)
-        return 2
+        print(f"{prefix}: error: {text}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"{prefix}: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if message:
         print(message)
     return 0

@@ -38,7 +38,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack
-from cellnb.sdf import CONNECTIVITY_26, resample_to_cube
+from cellnb.sdf import CONNECTIVITY_26, component_counts, resample_to_cube
 from cellnb.sequence import MaskSequence
 
 __all__ = [
@@ -220,7 +220,8 @@ def read_tiff_sequence(
         Tracking Challenge ``mask000.tif``, ``mask001.tif``, ...), or one
         multi-frame TIFF of shape (T, Z, Y, X); see :func:`cellnb.io.read_mask_stack`.
     label : int, optional
-        Keep only this label; default all foreground (label > 0).
+        Keep only this label; default the foreground of an image with one
+        label (an image holding several labels, i.e. several cells, is refused).
     spacing : tuple of 3 floats
         Voxel size along Z, Y, X (e.g. µm).
     name : str, optional
@@ -241,6 +242,13 @@ def read_tiff_sequence(
     path = Path(path)
     labels = read_mask_stack(path)
     if label is None:
+        present = np.unique(labels)
+        present = present[present != 0]
+        if present.size > 1:
+            raise ValueError(
+                f"{path} holds {present.size} labels ({_label_summary(present)}), i.e. several cells; "
+                "pick one cell with label=N, or read them all as cells with --source labels:PATH"
+            )
         masks = labels > 0
         what = "the foreground"
     else:
@@ -535,7 +543,7 @@ def _build_window(window: _Window, size: int) -> MaskSequence | str:
         a, b = cube(t, cells[0]), cube(t, cells[1])
         touching = ndimage.binary_dilation(a, CONNECTIVITY_26) & ndimage.binary_dilation(b, CONNECTIVITY_26)
         masks.append((a | b) & ~touching)
-    n_components = [ndimage.label(m, CONNECTIVITY_26)[1] for m in masks]
+    n_components = component_counts(np.stack(masks)).tolist()
     expected = [1] * window.before + [2] * (len(window.frames) - window.before)
     if n_components != expected:
         return f"topology: components per frame {n_components}, expected 1 before and 2 from the division on"

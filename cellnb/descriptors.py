@@ -40,7 +40,7 @@ solidity
     measured on the same smoothed surface, so a convex cell reads 1 and any
     concavity less.
 n_components
-    Number of 26-connected foreground components (:func:`component_counts`).
+    Number of 26-connected foreground components (:func:`cellnb.sdf.component_counts`).
 euler_characteristic
     ``skimage.measure.euler_number`` with 26-connectivity for the foreground:
     components + cavities - tunnels (1 for a ball, 0 for a solid torus).
@@ -85,7 +85,7 @@ from skimage.morphology import skeletonize
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack, read_sdf_h5
-from cellnb.sdf import CONNECTIVITY_26, sdf_to_mask, time_coords
+from cellnb.sdf import CONNECTIVITY_26, component_counts, label_components, sdf_to_mask, time_coords
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",
@@ -93,7 +93,6 @@ __all__ = [
     "SMOOTHING_SIGMA_VOXELS",
     "PROTRUSION_OPENING_FRACTION",
     "MIN_OPENING_VOXELS",
-    "component_counts",
     "principal_axes",
     "describe_frame",
     "describe_sequence",
@@ -138,27 +137,6 @@ def _frame(mask) -> np.ndarray:
     if mask.ndim != 3:
         raise ValueError(f"mask must be one 3D frame (Z, Y, X), got shape {mask.shape}; index a sequence by frame")
     return mask.astype(bool, copy=False)
-
-
-def component_counts(masks) -> np.ndarray:
-    """Number of 26-connected foreground components of each frame.
-
-    Parameters
-    ----------
-    masks : ndarray, shape (T, Z, Y, X) or (Z, Y, X)
-        Foreground is any non-zero voxel.
-
-    Returns
-    -------
-    counts : ndarray of int, shape (T,)
-        One count per frame (shape (1,) for a single frame).
-    """
-    masks = np.asarray(masks)
-    if masks.ndim == 3:
-        masks = masks[None]
-    if masks.ndim != 4:
-        raise ValueError(f"masks must have shape (T, Z, Y, X), got {masks.shape}")
-    return np.array([ndimage.label(frame.astype(bool), structure=CONNECTIVITY_26)[1] for frame in masks], dtype=int)
 
 
 def principal_axes(mask, *, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,7 +222,7 @@ def _protrusions(padded: np.ndarray, spacing: np.ndarray, radius: float) -> tupl
     to_core = ndimage.distance_transform_edt(~eroded, sampling=spacing)
     body = to_core <= radius  # the opening: the eroded core dilated by the same ball
     residue = padded & ~body
-    labels, n = ndimage.label(residue, structure=CONNECTIVITY_26)
+    labels, n = label_components(residue)
     if n == 0:
         return 0, 0.0
     index = np.arange(1, n + 1)
@@ -400,6 +378,10 @@ def _load(source: Path) -> tuple[np.ndarray, tuple | None, str]:
     """Masks (T, Z, Y, X), recorded spacing or None, and name of one sequence source."""
     if source.is_file() and source.suffix.lower() in _SUFFIXES_SDF:
         sdf, record = read_sdf_h5(source)
+        bad = np.flatnonzero(~np.isfinite(sdf).all(axis=(1, 2, 3)))
+        if bad.size:
+            raise ValueError(f"{source} holds NaN or infinite SDF values in frame(s) {bad.tolist()}; "
+                             "its shapes are undefined there: rebuild or regenerate the file")
         spacing = record.get("spacing")
         name = str(record.get("name") or source.stem)
         return sdf_to_mask(sdf), (tuple(spacing) if spacing is not None else None), name

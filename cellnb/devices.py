@@ -1,4 +1,4 @@
-"""Where computation runs: device choice and the process group of a ``torchrun`` launch.
+"""Where computation runs: device choice, host memory checks and the process group of a ``torchrun`` launch.
 
 Training and generation both run in one process or under ``torchrun
 --nproc_per_node=K``; this module is what they share to pick a device and
@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 
+import psutil
 import torch
 import torch.distributed as dist
 
-__all__ = ["select_device", "process_group"]
+__all__ = ["select_device", "process_group", "format_bytes", "check_memory"]
 
 
 def select_device(device=None) -> torch.device:
@@ -23,11 +24,14 @@ def select_device(device=None) -> torch.device:
     Raises
     ------
     ValueError
-        If a CUDA device is asked for and CUDA is not available.
+        If the name is not a device, or a CUDA device is asked for and CUDA is not available.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device name; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but CUDA is not available; use device='cpu'")
     return device
@@ -62,3 +66,18 @@ def process_group(device: torch.device):
     finally:
         if created:
             dist.destroy_process_group()
+
+
+def format_bytes(n: float) -> str:
+    """A byte count as MiB or GiB for messages."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def check_memory(needed: int, *, what: str) -> None:
+    """Raise a ``ValueError`` saying how much memory ``what`` needs when ``needed`` bytes are not available."""
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ValueError(
+            f"{what} needs about {format_bytes(needed)} of memory but only {format_bytes(available)} is "
+            "available; use a smaller size or fewer frames"
+        )

@@ -1,4 +1,4 @@
-"""Evaluating a learned field on grids: dense, narrow-band coarse-to-fine, meshing.
+"""Evaluating a learned field on grids: dense and narrow-band coarse-to-fine.
 
 A decoder and one latent code define a whole time-evolving shape
 ``SDF(c0, c1, c2, t)``; this module samples it on a frame grid of any size
@@ -55,7 +55,7 @@ Memory
 ------
 A grid is refused with a ``ValueError`` saying how much memory it needs when
 its float32 output (``T * D0 * D1 * D2 * 4`` bytes) plus working buffers
-would not fit the memory available now (``psutil``).
+would not fit the memory available now (:func:`cellnb.devices.check_memory`).
 """
 
 from __future__ import annotations
@@ -65,15 +65,12 @@ import math
 import time
 
 import numpy as np
-import psutil
-import pyvista as pv
 import torch
 from scipy import ndimage
-from skimage.measure import marching_cubes
 from tqdm.auto import tqdm
 
-from cellnb.descriptors import component_counts
-from cellnb.sdf import grid_axes, iou
+from cellnb.devices import check_memory, format_bytes
+from cellnb.sdf import component_counts, grid_axes, iou
 
 __all__ = [
     "MIN_GRID_SIZE",
@@ -83,14 +80,11 @@ __all__ = [
     "grid_shape",
     "default_coarse",
     "required_bytes",
-    "check_memory",
     "evaluate_dense",
     "evaluate_narrow_band",
     "evaluate",
     "evaluate_codes",
     "compare_methods",
-    "mesh_frame",
-    "volume_curve",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,10 +125,6 @@ def _times(times) -> np.ndarray:
     return t
 
 
-def _format_bytes(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
-
-
 def required_bytes(shape, n_frames: int, *, decoder=None, chunk_points: int = DEFAULT_CHUNK_POINTS,
                    method: str = "dense") -> int:
     """Estimated peak memory of evaluating ``n_frames`` frames of ``shape``, in bytes.
@@ -153,16 +143,6 @@ def required_bytes(shape, n_frames: int, *, decoder=None, chunk_points: int = DE
     return int(total)
 
 
-def check_memory(needed: int, *, what: str) -> None:
-    """Raise a ``ValueError`` saying how much memory ``what`` needs when ``needed`` bytes are not available."""
-    available = psutil.virtual_memory().available
-    if needed > available:
-        raise ValueError(
-            f"{what} needs about {_format_bytes(needed)} of memory but only {_format_bytes(available)} is "
-            "available; use a smaller size or fewer frames"
-        )
-
-
 def _check_memory(shape, n_frames, decoder, chunk_points, method, device) -> None:
     needed = required_bytes(shape, n_frames, decoder=decoder, chunk_points=chunk_points, method=method)
     check_memory(needed, what=f"evaluating {n_frames} frames of {grid_shape(shape)}")
@@ -171,8 +151,8 @@ def _check_memory(shape, n_frames, decoder, chunk_points, method, device) -> Non
         on_device = chunk_points * (max(decoder.config.dims) * _LIVE_ACTIVATIONS + 8) * _BYTES
         if on_device > free:
             raise ValueError(
-                f"a chunk of {chunk_points} points needs about {_format_bytes(on_device)} on {device} but only "
-                f"{_format_bytes(free)} is free; lower chunk_points"
+                f"a chunk of {chunk_points} points needs about {format_bytes(on_device)} on {device} but only "
+                f"{format_bytes(free)} is free; lower chunk_points"
             )
 
 
@@ -496,77 +476,3 @@ def evaluate_codes(decoder, codes, *, shape, times, method: str = "narrow",
         evaluate(decoder, code, shape=dims, times=t, method=method, chunk_points=chunk_points, device=device)[0]
         for code in tqdm(codes, desc="decode", unit="code", disable=not progress)
     ])
-
-
-def mesh_frame(sdf_frame, *, spacing=(1.0, 1.0, 1.0), level: float = 0.0) -> pv.PolyData:
-    """Triangle mesh of the zero level set of one frame (marching cubes).
-
-    The frame is padded by one voxel of outside value first, so a shape cut
-    by the grid border still gets a closed surface (capped at the border).
-    Vertices are in physical units: voxel index times ``spacing``, voxel
-    ``(0, 0, 0)`` at the origin, axes in array order ``(D0, D1, D2)``.
-    Faces are oriented with normals pointing out of the shape.
-
-    Parameters
-    ----------
-    sdf_frame : ndarray, shape (D0, D1, D2)
-        Negative inside.
-    spacing : tuple of 3 floats
-        Voxel size along each axis.
-    level : float
-        Iso-value of the surface.
-
-    Returns
-    -------
-    mesh : pyvista.PolyData
-        Empty (``n_points == 0``) when no voxel is inside (``sdf >= level``
-        everywhere): a cell that vanished has no surface, which is not an error.
-    """
-    frame = np.asarray(sdf_frame, dtype=np.float32)
-    if frame.ndim != 3:
-        raise ValueError(f"sdf_frame must be one 3D frame (D0, D1, D2), got shape {frame.shape}")
-    if not np.all(np.isfinite(frame)):
-        raise ValueError("sdf_frame contains NaN or infinite values")
-    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
-    if not np.all(spacing > 0):
-        raise ValueError(f"spacing must be three positive voxel sizes, got {tuple(spacing)}")
-    if not (frame < level).any():
-        return pv.PolyData()
-    outside = level + max(float(np.abs(frame - level).max()), 1.0)
-    padded = np.pad(frame, 1, constant_values=outside)
-    # scikit-image's default "descent" orients the faces of a negative-inside field outwards.
-    verts, faces, _, _ = marching_cubes(padded, level=level, spacing=tuple(spacing), allow_degenerate=False)
-    verts -= spacing
-    cells = np.hstack([np.full((len(faces), 1), 3, dtype=faces.dtype), faces]).ravel()
-    return pv.PolyData(verts.astype(np.float32), cells)
-
-
-def volume_curve(sdf_seq, *, spacing=(1.0, 1.0, 1.0), level: float = 0.0, method: str = "voxels") -> np.ndarray:
-    """Volume of the shape in each frame.
-
-    Parameters
-    ----------
-    sdf_seq : ndarray, shape (T, D0, D1, D2)
-    spacing : tuple of 3 floats
-    level : float
-        Iso-value of the surface.
-    method : {"voxels", "mesh"}
-        ``voxels``: inside voxel count times the voxel volume, the estimate of
-        ``cellnb.descriptors`` (``volume``), without the other descriptors;
-        ``mesh``: volume enclosed by :func:`mesh_frame`, sub-voxel accurate
-        and smooth over time (no staircase steps at coarse grids), slower.
-
-    Returns
-    -------
-    volumes : ndarray of float, shape (T,)
-        In units of ``spacing`` cubed.
-    """
-    sdf_seq = np.asarray(sdf_seq)
-    if sdf_seq.ndim != 4:
-        raise ValueError(f"sdf_seq must have shape (T, D0, D1, D2), got {sdf_seq.shape}")
-    if method == "mesh":
-        return np.array([mesh_frame(f, spacing=spacing, level=level).volume for f in sdf_seq], dtype=float)
-    if method != "voxels":
-        raise ValueError(f"unknown method {method!r}; use 'voxels' or 'mesh'")
-    voxel = float(np.prod(np.broadcast_to(np.asarray(spacing, dtype=float), (3,))))
-    return (sdf_seq < level).sum(axis=(1, 2, 3)).astype(float) * voxel

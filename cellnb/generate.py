@@ -2,25 +2,18 @@
 
 New latent codes (:mod:`cellnb.latent`) are decoded into SDF sequences at any
 number of frames and any grid size (:mod:`cellnb.field`) and exported in the
-formats labs use.  Output folder (default ``<run>/generated/<strategy>/``)::
+formats labs use (:mod:`cellnb.export`).  The output folder (default
+``<run>/generated/<strategy>/``) is a :class:`cellnb.workspace.GeneratedDir`.
 
-    summary.json              parameters, per-sequence timings and component counts
-    codes.npy                 the codes, (n, L) float32, row k = sequence k
-    sdf/<name>.h5             SDF in the official HDF5 layout       (format "h5")
-    masks/<name>/mask000.tif  label masks, Cell Tracking Challenge  (format "tiff")
-    meshes/<name>/frame000.ply  zero level set per frame            (format "mesh")
-    gif/<name>.gif            3D render over time                   (format "gif")
-
-Sequence ``k`` is named ``<strategy><k:03d>``.  Labels of a mask frame are its
-26-connected components (1, 2, ... in scan order; they are not tracked across
-frames).  A frame with no inside voxel has no mesh file (listed under
-``empty_frames``).  With ``method="narrow"`` the SDF is exact near the surface
+Sequence ``k`` is named ``<strategy><k:03d>``.  A frame with no inside voxel
+is listed under ``empty_frames``.  With ``method="narrow"`` the SDF is exact near the surface
 and interpolated far from it (signs always exact, :mod:`cellnb.field`); use
 ``method="dense"`` for exact values everywhere.
 
 Safety: an existing output folder is refused before any work unless
 ``overwrite``; everything is written into a hidden temporary folder beside it
-and renamed when complete, so a failure leaves no partial output.
+and swapped in when complete (:func:`cellnb.io.atomic_folder`), so a failure
+or Ctrl-C leaves no partial output and the old folder as it was.
 
 Multi-process: under ``torchrun`` (``WORLD_SIZE > 1``) the processes join
 one group and process ``r`` generates sequences ``r, r + K, ...``.  The codes
@@ -30,41 +23,97 @@ All processes must see the output's parent folder (one file system).  If a
 process fails, torchrun stops the others; the output folder is then never
 created, but the hidden ``.<out>.tmp-*`` folder may remain and can be
 deleted.
+
+Parameters come from the profile section ``generate`` (:class:`GenerateConfig`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from scipy import ndimage
 from tqdm.auto import tqdm
 
-from cellnb.devices import process_group, select_device
-from cellnb.field import METHODS, check_memory, evaluate, grid_shape, mesh_frame, required_bytes
-from cellnb.io import write_ctc_masks, write_json, write_mesh, write_sdf_h5
+from cellnb.checkpoint import load_trained
+from cellnb.compare import topology_plausible
+from cellnb.config import Config
+from cellnb.devices import check_memory, process_group, select_device
+from cellnb.errors import Interrupted
+from cellnb.export import check_formats, export_sequence
+from cellnb.field import METHODS, evaluate, grid_shape, required_bytes
+from cellnb.io import check_writable_folder, discard_folder, swap_in, temporary_folder, write_json
 from cellnb.latent import STRATEGIES, default_sigma, sample_codes
 from cellnb.sampling import SDFDataset
-from cellnb.sdf import CONNECTIVITY_26, time_coords
-from cellnb.train import load_trained
-from cellnb.viz.render import render_mesh, save_gif
-from cellnb.workspace import RunDir
+from cellnb.sdf import component_counts, time_coords
+from cellnb.workspace import GeneratedDir, RunDir
 
-__all__ = ["FORMATS", "generate", "sequence_name"]
+__all__ = ["GenerateConfig", "generate", "sequence_name"]
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("h5", "tiff", "mesh", "gif")
-SUMMARY_FILE = "summary.json"
-CODES_FILE = "codes.npy"
-GIF_WINDOW = (320, 320)  # pixels of each animation frame
+
+@dataclass(frozen=True)
+class GenerateConfig(Config):
+    """Parameters of :func:`generate` (profile section ``generate``).
+
+    Parameters
+    ----------
+    n : int
+        Number of sequences.
+    strategy : {"random", "gaussian", "perturb", "interpolate"}
+        How codes are drawn (:mod:`cellnb.latent`).
+    frames : int
+        Frames per sequence, evenly spaced over network time [-1, 1] (any
+        number, more or fewer than in training).
+    size : int
+        Grid side of a frame (any size >= 8; the physical box is the training one).
+    seed : int
+        Seed of the codes; same seed, same sequences.
+    method : {"narrow", "dense"}
+        Field evaluation route (:mod:`cellnb.field`).
+    formats : tuple of {"h5", "tiff", "mesh", "gif"}
+        Exports (:mod:`cellnb.export`).
+    sigma : float or None
+        Noise scale of ``random``/``perturb``; None: from the spread of the
+        learned codes (:func:`cellnb.latent.default_sigma`).
+    strategies : tuple of str
+        The strategies notebook 03 generates and notebook 05 compares.
+    """
+
+    n: int = 16
+    strategy: str = "gaussian"
+    frames: int = 12
+    size: int = 48
+    seed: int = 0
+    method: str = "narrow"
+    formats: tuple[str, ...] = ("h5",)
+    sigma: float | None = None
+    strategies: tuple[str, ...] = ("random", "gaussian", "perturb")
+
+    SECTION = "generate"
+
+    def validate(self):
+        if self.n < 1:
+            raise ValueError(f"generate.n must be a positive number of sequences, got {self.n}")
+        for s in (self.strategy, *self.strategies):
+            if s not in STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}; use one of {', '.join(STRATEGIES)}")
+        if self.frames < 1:
+            raise ValueError(f"generate.frames must be at least 1, got {self.frames}")
+        grid_shape(self.size)
+        if self.seed < 0:
+            raise ValueError(f"generate.seed must be a non-negative integer, got {self.seed}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        check_formats(self.formats)
+        if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"generate.sigma must be a positive noise scale (or null for the default), got {self.sigma}")
 
 
 def sequence_name(strategy: str, index: int) -> str:
@@ -72,35 +121,16 @@ def sequence_name(strategy: str, index: int) -> str:
     return f"{strategy}{index:03d}"
 
 
-def _check_inputs(n, strategy, frames, size, method, formats, sigma) -> tuple[tuple[int, int, int], tuple[str, ...]]:
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive number of sequences, got {n}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    if int(frames) != frames or frames < 1:
-        raise ValueError(f"frames must be at least 1, got {frames}")
-    shape = grid_shape(size)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    formats = (formats,) if isinstance(formats, str) else tuple(formats)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"unknown format(s) {unknown or formats}; use one or more of {', '.join(FORMATS)}")
-    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a positive noise scale (or None for the default), got {sigma}")
-    return shape, tuple(dict.fromkeys(formats))
-
-
 def _training_record(run: RunDir, info: dict) -> dict:
-    """Spacing, scale and clamp of the training data, or ``{}`` when the data set is gone."""
-    folder = run.read_config().get("train", {}).get("data") or run.data
+    """Spacing, scale, clamp and family of the training data, or ``{}`` when the data set is gone."""
     try:
-        dataset = SDFDataset(folder)
+        dataset = SDFDataset(run.training_data())
     except (FileNotFoundError, ValueError) as err:
         log.warning("training data not readable (%s); generated files record no physical spacing", err)
         return {}
     record = dict(dataset.records[0]) if dataset.records else {}
     record["shape"] = list(info["data"]["shape"])
+    record["family"] = (record.get("meta") or {}).get("family")
     return record
 
 
@@ -115,47 +145,19 @@ def _output_record(train: dict, shape) -> dict:
     return {"spacing": spacing, "scale": scale, "clamp": clamp}
 
 
-def _labels(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    labels, count = ndimage.label(mask, structure=CONNECTIVITY_26)
-    return labels.astype(np.uint16), int(count)
-
-
-def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, folder: Path, record: dict,
+def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, folder: GeneratedDir, record: dict,
                   bar) -> dict:
     """Decode one code, write its exports into ``folder``; returns its timings and counts."""
     start = time.perf_counter()
     sdf = np.empty((len(times),) + shape, dtype=np.float32)
-    labels = np.zeros((len(times),) + shape, dtype=np.uint16) if "tiff" in formats else None
-    spacing = record["spacing"] or (1.0, 1.0, 1.0)
-    n_eval, components, empty, meshes = 0, [], [], []
-    eval_seconds = 0.0
+    n_eval = 0
     for k, t in enumerate(times):
-        t0 = time.perf_counter()
         frame, count = evaluate(decoder, code, shape=shape, times=[t], method=method)
-        eval_seconds += time.perf_counter() - t0
         sdf[k], n_eval = frame[0], n_eval + count
-        frame_labels, n_comp = _labels(sdf[k] < 0)
-        components.append(n_comp)
-        if n_comp == 0:
-            empty.append(k)
-        if labels is not None:
-            labels[k] = frame_labels
-        if "mesh" in formats or "gif" in formats:
-            mesh = mesh_frame(sdf[k], spacing=spacing)
-            if "mesh" in formats and mesh.n_points > 0:
-                write_mesh(folder / "meshes" / name / f"frame{k:03d}.ply", mesh)
-            if "gif" in formats:
-                meshes.append(mesh)
         bar.update(1)
-    if "h5" in formats:
-        write_sdf_h5(folder / "sdf" / f"{name}.h5", sdf, record={"name": name, **record})
-    if labels is not None:
-        write_ctc_masks(folder / "masks" / name, labels)
-    if "gif" in formats:
-        extent = [(n - 1) * s for n, s in zip(shape, spacing)]
-        bounds = (0.0, extent[0], 0.0, extent[1], 0.0, extent[2])
-        save_gif([render_mesh(m, window_size=GIF_WINDOW, bounds=bounds) for m in meshes],
-                 folder / "gif" / f"{name}.gif")
+    eval_seconds = time.perf_counter() - start
+    components = component_counts(sdf < 0).tolist()
+    export_sequence(folder, name, sdf, formats=formats, record=record)
     seconds = time.perf_counter() - start
     return {
         "name": name,
@@ -165,96 +167,55 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
         "export_seconds": seconds - eval_seconds,
         "n_evaluations": int(n_eval),
         "components": components,
-        "empty_frames": empty,
+        "empty_frames": [k for k, c in enumerate(components) if c == 0],
     }
 
 
-def _temporary_folder(out: Path, rank: int, world: int) -> tuple[Path, list[Path]]:
-    """A hidden folder beside ``out``, made by process 0 and its name shared with the others.
+def _lock(run: RunDir, rank: int):
+    """The run's lock, held by process 0 (the one that writes)."""
+    return run.lock("generate") if rank == 0 else contextlib.nullcontext()
 
-    Also returns the parent folders it had to create (innermost first), to
-    remove again if generation fails.
-    """
+
+def _shared_temporary_folder(out: Path, rank: int, world: int) -> tuple[Path, list[Path]]:
+    """:func:`cellnb.io.temporary_folder` made by process 0, its name shared with the others."""
     name, made = [None], []
     if rank == 0:
-        parent = out.parent
-        while not parent.exists():
-            made.append(parent)
-            parent = parent.parent
-        out.parent.mkdir(parents=True, exist_ok=True)
-        name[0] = tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+        tmp, made = temporary_folder(out)
+        name[0] = str(tmp)
     if world > 1:
         dist.broadcast_object_list(name, src=0)
     return Path(name[0]), made
 
 
-def _discard(tmp: Path, made: list[Path]) -> None:
-    """Remove a failed run's temporary folder and the (empty) parents made for it."""
-    shutil.rmtree(tmp, ignore_errors=True)
-    for folder in made:
-        if folder.exists() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` to ``out``; an old ``out`` is removed only after the move."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def generate(
     run,
+    config: GenerateConfig | None = None,
     *,
-    n: int = 4,
-    strategy: str = "gaussian",
-    frames: int = 12,
-    size=64,
-    seed: int = 0,
-    method: str = "narrow",
-    formats=("h5",),
     out=None,
     overwrite: bool = False,
-    sigma: float | None = None,
     device=None,
     progress: bool = True,
+    **params,
 ) -> dict:
-    """Generate ``n`` new sequences from a trained run and export them.
+    """Generate new sequences from a trained run and export them.
 
     Parameters
     ----------
     run : RunDir or path-like
         Run directory with a trained model (``cellnb train``).
-    n : int
-        Number of sequences.
-    strategy : {"random", "gaussian", "perturb", "interpolate"}
-        How codes are drawn (:mod:`cellnb.latent`).
-    frames : int
-        Frames per sequence, evenly spaced over network time [-1, 1] (any
-        number, more or fewer than in training).
-    size : int or tuple of 3 ints
-        Grid shape of a frame (any size >= 8; the physical box is the training one).
-    seed : int
-        Seed of the codes; same seed, same sequences.
-    method : {"narrow", "dense"}
-        Field evaluation route (:mod:`cellnb.field`).
-    formats : iterable of {"h5", "tiff", "mesh", "gif"}
-        Exports (module docstring).
+    config : GenerateConfig, optional
+        What to generate (number, strategy, frames, grid size, seed, route,
+        formats, noise scale); default :class:`GenerateConfig`'s defaults.
     out : path-like, optional
         Output folder; default ``<run>/generated/<strategy>``.
     overwrite : bool
-        Replace an existing output folder.
-    sigma : float, optional
-        Noise scale of ``random``/``perturb``; default from the spread of the
-        learned codes (:func:`cellnb.latent.default_sigma`).
+        Replace an existing output folder (only once the new one is complete).
     device : str or torch.device, optional
         Default ``cuda`` if available, else ``cpu``.
     progress : bool
         Show a progress bar (process 0 only).
+    **params
+        Fields of :class:`GenerateConfig` to change, e.g. ``n=4, strategy="perturb"``.
 
     Returns
     -------
@@ -262,12 +223,14 @@ def generate(
         ``out``, ``n``, ``strategy``, ``frames``, ``size``, ``method``,
         ``formats``, ``seed``, ``sigma``, ``seconds`` (wall time of the call),
         ``seconds_per_sequence`` (mean), ``world_size``, ``record`` (spacing,
-        scale, clamp of the new grid) and ``sequences``: per sequence
-        ``name``, ``index``, ``seconds``, ``evaluate_seconds``,
-        ``export_seconds``, ``n_evaluations``, ``components`` (per frame) and
-        ``empty_frames``.  Also written to ``summary.json`` and, in short, to
-        the ``generate`` section of the run's ``metrics.json`` under the
-        output folder's name.
+        scale, clamp of the new grid), ``family``, ``topology_plausible``
+        (share of sequences whose component count over time is plausible for
+        the training data's family, :func:`cellnb.compare.topology_plausible`)
+        and ``sequences``: per sequence ``name``, ``index``, ``seconds``,
+        ``evaluate_seconds``, ``export_seconds``, ``n_evaluations``,
+        ``components`` (per frame), ``plausible`` and ``empty_frames``.  Also
+        written to ``summary.json`` and, in short, to the ``generate`` section
+        of the run's ``metrics.json`` under the output folder's name.
 
     Raises
     ------
@@ -277,68 +240,84 @@ def generate(
         No trained model in ``run``.
     FileExistsError
         ``out`` exists and ``overwrite`` is False.
+    RunInUse
+        Another cellnb process is writing into the run.
+    Interrupted
+        Ctrl-C or SIGTERM (nothing was written).
     """
     start = time.perf_counter()
-    shape, formats = _check_inputs(n, strategy, frames, size, method, formats, sigma)
+    config = (config or GenerateConfig()).replace(**params) if params else (config or GenerateConfig())
+    shape, formats, n, frames = grid_shape(config.size), config.formats, config.n, config.frames
     run = run if isinstance(run, RunDir) else RunDir(run)
-    out = Path(out) if out is not None else run.generated / strategy
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) or choose another --out")
+    out = Path(out) if out is not None else run.generated / config.strategy
+    check_writable_folder(out, overwrite=overwrite)
     run.require_checkpoint()
-    with process_group(select_device(device)) as (rank, world, device):
+    with process_group(select_device(device)) as (rank, world, device), _lock(run, rank):
         decoder, learned, _, info = load_trained(run, device=device)
-        needed = required_bytes(shape, frames, decoder=decoder, method=method)
+        needed = required_bytes(shape, frames, decoder=decoder, method=config.method)
         needed += frames * int(np.prod(shape)) * (2 if "tiff" in formats else 0)  # uint16 labels
         check_memory(needed, what=f"a sequence of {frames} frames of {shape}")
-        if sigma is None and strategy in ("random", "perturb"):
-            sigma = default_sigma(strategy, learned.cpu())
-        codes = sample_codes(strategy, learned.cpu(), int(n), sigma=sigma, rng=seed)
-        record = _output_record(_training_record(run, info), shape)
-        meta = {"strategy": strategy, "seed": int(seed), "sigma": sigma, "method": method, "run": str(run.root)}
-        times = time_coords(int(frames))
-        mine = list(range(rank, int(n), world))
-        tmp, made = _temporary_folder(out, rank, world)
+        sigma = config.sigma
+        if sigma is None and config.strategy in ("random", "perturb"):
+            sigma = default_sigma(config.strategy, learned.cpu())
+        codes = sample_codes(config.strategy, learned.cpu(), n, sigma=sigma, rng=config.seed)
+        train_record = _training_record(run, info)
+        family = train_record.get("family") or "single"
+        record = _output_record(train_record, shape)
+        meta = {"strategy": config.strategy, "seed": config.seed, "sigma": sigma, "method": config.method,
+                "run": str(run.root)}
+        times = time_coords(frames)
+        mine = list(range(rank, n, world))
+        tmp, made = _shared_temporary_folder(out, rank, world)
         try:
             rows = []
-            with tqdm(total=len(mine) * len(times), desc=f"generate {strategy}", unit="frame",
+            with tqdm(total=len(mine) * len(times), desc=f"generate {config.strategy}", unit="frame",
                       disable=not progress or rank != 0) as bar:
                 for i in mine:
-                    name = sequence_name(strategy, i)
-                    seq_record = {**record, "source": f"generated:{strategy}", "meta": {**meta, "index": i}}
+                    name = sequence_name(config.strategy, i)
+                    seq_record = {**record, "source": f"generated:{config.strategy}",
+                                  "meta": {**meta, "index": i, "family": family}}
                     rows.append(_one_sequence(decoder, torch.from_numpy(codes[i]), name=name, index=i, shape=shape,
-                                              times=times, method=method, formats=formats, folder=tmp,
-                                              record=seq_record, bar=bar))
+                                              times=times, method=config.method, formats=formats,
+                                              folder=GeneratedDir(tmp), record=seq_record, bar=bar))
             if world > 1:
                 gathered = [None] * world
                 dist.all_gather_object(gathered, rows)
                 rows = [r for part in gathered for r in part]
             rows.sort(key=lambda r: r["index"])
+            for row in rows:
+                row["plausible"] = topology_plausible(row["components"], family)
             summary = {
                 "out": str(out),
-                "n": int(n),
-                "strategy": strategy,
-                "frames": int(frames),
+                "n": n,
+                "strategy": config.strategy,
+                "frames": frames,
                 "size": list(shape),
-                "method": method,
+                "method": config.method,
                 "formats": list(formats),
-                "seed": int(seed),
+                "seed": config.seed,
                 "sigma": sigma,
                 "world_size": world,
                 "record": record,
+                "family": family,
+                "topology_plausible": float(np.mean([r["plausible"] for r in rows])),
                 "seconds_per_sequence": float(np.mean([r["seconds"] for r in rows])),
                 "sequences": rows,
             }
             if rank == 0:
-                np.save(tmp / CODES_FILE, codes)
+                folder = GeneratedDir(tmp)
+                np.save(folder.codes_path, codes)
                 summary["seconds"] = time.perf_counter() - start
-                write_json(tmp / SUMMARY_FILE, summary)
+                write_json(folder.summary_path, summary)
             if world > 1:
                 dist.barrier()
             if rank == 0:
-                _replace(tmp, out)
-        except BaseException:
+                swap_in(tmp, out)
+        except BaseException as err:
             if rank == 0:
-                _discard(tmp, made)
+                discard_folder(tmp, made)
+            if isinstance(err, KeyboardInterrupt):
+                raise Interrupted(f"interrupted; nothing was written to {out}") from None
             raise
         if world > 1:
             dist.barrier()
@@ -346,7 +325,7 @@ def generate(
         if rank == 0:
             section = run.read_metrics().get("generate", {})
             section[out.name] = {k: summary[k] for k in ("n", "frames", "size", "method", "seconds",
-                                                          "seconds_per_sequence")}
+                                                          "seconds_per_sequence", "topology_plausible")}
             section[out.name]["evaluations_per_sequence"] = float(np.mean([r["n_evaluations"] for r in rows]))
             run.update_metrics("generate", section)
         log.info("generated %d sequences into %s in %.1f s", n, out, summary["seconds"])

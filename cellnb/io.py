@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import pickle
+import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -24,6 +26,13 @@ import torch
 __all__ = [
     "SDF_DATASET",
     "atomic_path",
+    "atomic_folder",
+    "check_writable_file",
+    "check_writable_folder",
+    "temporary_folder",
+    "discard_folder",
+    "swap_in",
+    "frame_files",
     "write_json",
     "read_json",
     "write_sdf_h5",
@@ -35,36 +44,136 @@ __all__ = [
     "write_mesh",
     "save_checkpoint",
     "load_checkpoint",
-    "load_official",
 ]
 
 SDF_DATASET = "sdf_vid"  # dataset name of the official SDF files
 _RECORD_ATTR = "cellnb"  # file attribute holding our JSON record
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_FRAME_NUMBER = re.compile(r"\d+")
 _MESH_SUFFIXES = (".ply", ".stl", ".vtp", ".vtk", ".obj")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, mode: int) -> None:
+    """Give a temporary file or folder the permissions a normal create would (``mode & ~umask``).
+
+    ``tempfile`` makes them private (0600 / 0700); what cellnb writes is meant to be shared like
+    any file the user makes.
+    """
+    os.chmod(path, mode & ~_umask())
 
 
 @contextlib.contextmanager
 def atomic_path(path, *, overwrite: bool = False):
     """Yield a temporary path that is renamed to ``path`` when the block succeeds.
 
+    The file gets the permissions of an ordinary new file (the user's umask).
+
     Raises
     ------
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If ``path`` is an existing folder.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    path = check_writable_file(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
+        _publish_mode(tmp, 0o666)
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable_file(path, *, overwrite: bool) -> Path:
+    """Refuse an output file that exists (unless ``overwrite``) or is a folder, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is an existing folder; give the path of a file to write")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    return path
+
+
+def temporary_folder(dest) -> tuple[Path, list[Path]]:
+    """A new hidden folder beside ``dest`` to build it in, and the parent folders created for it.
+
+    The parents are listed innermost first, so :func:`discard_folder` can remove
+    them again when the build fails.
+    """
+    dest = Path(dest)
+    made, parent = [], dest.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _publish_mode(tmp, 0o777)
+    return tmp, made
+
+
+def discard_folder(tmp, made=()) -> None:
+    """Remove a failed build's temporary folder and the (empty) parents made for it."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder in made:
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def swap_in(tmp, dest) -> Path:
+    """Move the finished folder ``tmp`` to ``dest``; an old ``dest`` is deleted only after the move."""
+    tmp, dest = Path(tmp), Path(dest)
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old)
+    return dest
+
+
+def check_writable_folder(dest, *, overwrite: bool) -> Path:
+    """Refuse an output folder that exists (unless ``overwrite``) or is a file, before any work."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"{dest} is an existing file; give the path of a folder to write")
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) or choose another folder")
+    return dest
+
+
+@contextlib.contextmanager
+def atomic_folder(dest, *, overwrite: bool = False):
+    """Build a whole output folder in a temporary folder beside ``dest``; swap it in on success.
+
+    The one meaning of ``--overwrite`` for every writer of a folder: an
+    existing ``dest`` is refused unless ``overwrite``, and replaced only when
+    the new one is complete, so a failure (or Ctrl-C) leaves the old folder
+    exactly as it was and no temporary folder behind.
+
+    Yields
+    ------
+    tmp : pathlib.Path
+        The folder to write into.
+    """
+    dest = check_writable_folder(dest, overwrite=overwrite)
+    tmp, made = temporary_folder(dest)
+    try:
+        yield tmp
+        swap_in(tmp, dest)
+    except BaseException:
+        discard_folder(tmp, made)
+        raise
 
 
 def write_json(path, obj, *, overwrite: bool = True) -> Path:
@@ -75,11 +184,20 @@ def write_json(path, obj, *, overwrite: bool = True) -> Path:
 
 
 def read_json(path) -> dict:
-    """Read a JSON file; a missing file reads as an empty dict."""
+    """Read a JSON file; a missing file reads as an empty dict.
+
+    Raises
+    ------
+    ValueError
+        If the file is not valid JSON (naming the file).
+    """
     path = Path(path)
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); restore it or delete it and rerun the step that wrote it") from None
 
 
 def _json_default(value):
@@ -142,7 +260,17 @@ def _open_sdf(path):
 
 def _record(f) -> dict:
     raw = f.attrs.get(_RECORD_ATTR)
-    return json.loads(raw) if raw is not None else {}
+    if raw is None:
+        return {}
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(
+            f"{f.filename}: its {_RECORD_ATTR!r} record is not valid JSON ({err}); rebuild the file with `cellnb prepare`"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{f.filename}: its {_RECORD_ATTR!r} record is not a JSON object; rebuild the file")
+    return record
 
 
 def read_sdf_h5(path) -> tuple[np.ndarray, dict]:
@@ -175,13 +303,43 @@ def sdf_h5_info(path) -> tuple[int, tuple[int, int, int], dict]:
         return int(t), (int(d0), int(d1), int(d2)), _record(f)
 
 
+def frame_files(folder) -> list[Path]:
+    """The TIFF frames of a folder in time order: by the number in each name (``mask2`` before ``mask10``).
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no TIFF, a file name has no frame number, or two
+        files have the same number (the order in time would be a guess).
+    """
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.suffix.lower() in _TIFF_SUFFIXES and not p.name.startswith(".")]
+    if not files:
+        raise ValueError(f"folder {folder} holds no .tif/.tiff files; expected mask000.tif, mask001.tif, ...")
+    numbers = {}
+    for p in files:
+        found = _FRAME_NUMBER.findall(p.stem)
+        if not found:
+            raise ValueError(
+                f"{p} has no frame number in its name, so its place in time is unknown; "
+                "name the frames with their number, e.g. mask000.tif, mask001.tif, ..."
+            )
+        number = int(found[-1])
+        if number in numbers:
+            raise ValueError(f"{numbers[number].name} and {p.name} in {folder} have the same frame number {number}")
+        numbers[number] = p
+    return [numbers[n] for n in sorted(numbers)]
+
+
 def read_mask_stack(path) -> np.ndarray:
     """Read a label time-lapse: a folder of per-frame TIFFs or one multi-frame TIFF.
 
-    A folder's ``*.tif``/``*.tiff`` files are frames in name order (Cell
-    Tracking Challenge ``mask000.tif``, ``mask001.tif``, ...); each is one 3D
+    A folder's ``*.tif``/``*.tiff`` files are frames ordered by the number in
+    their names (:func:`frame_files`: Cell Tracking Challenge ``mask000.tif``,
+    ``mask001.tif``, ..., and ``mask2`` before ``mask10``); each is one 3D
     volume ``(Z, Y, X)``.  A single file holds ``(T, Z, Y, X)``, or one frame
-    ``(Z, Y, X)``.
+    ``(Z, Y, X)``.  Colour (RGB) images are refused: a label mask has one
+    integer value per voxel.
 
     Returns
     -------
@@ -189,9 +347,7 @@ def read_mask_stack(path) -> np.ndarray:
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _TIFF_SUFFIXES)
-        if not files:
-            raise ValueError(f"folder {path} holds no .tif/.tiff files; expected mask000.tif, mask001.tif, ...")
+        files = frame_files(path)
         frames = [_read_tiff(p) for p in files]
         shapes = {f.shape for f in frames}
         if any(f.ndim != 3 for f in frames) or len(shapes) != 1:
@@ -209,9 +365,16 @@ def read_mask_stack(path) -> np.ndarray:
 
 def _read_tiff(path: Path) -> np.ndarray:
     try:
-        data = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes
+            data = tif.asarray()
     except Exception as err:  # tifffile raises several types for corrupt files
         raise ValueError(f"{path} is not a readable TIFF file ({err})") from None
+    if "S" in axes:
+        raise ValueError(
+            f"{path} holds a colour (RGB) image (axes {axes}, shape {data.shape}); label masks need one integer "
+            "label per voxel: export the segmentation as a single-channel label image"
+        )
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
         raise ValueError(f"{path} holds {data.dtype} values; label masks must be integer or boolean")
     return data
@@ -281,91 +444,3 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ValueError(f"{path} is truncated or not a checkpoint ({err}); use an earlier snapshot") from None
-
-
-def load_official(specs_json, model_pth, lat_vecs_mat):
-    """Import a model trained by the official implementation (Wiesner et al. 2022).
-
-    Parameters
-    ----------
-    specs_json : path-like
-        The experiment's ``specs.json``: ``CodeLength`` and ``NetworkSpecs``
-        (``dims``, ``latent_in``, ``xyz_in_all``, ``use_tanh``; other keys such
-        as dropout do not change the trained function and are ignored).
-    model_pth : path-like
-        ``model.pth``: ``{"epoch", "model_state_dict"}`` with keys
-        ``module.lin{i}.weight|bias`` (``weight_g``/``weight_v`` of weight-normed
-        layers are folded into one weight).  Loaded with ``weights_only=True``.
-    lat_vecs_mat : path-like
-        ``lat_vecs.mat`` holding the variable ``lat_vecs``, one code per row.
-
-    Returns
-    -------
-    decoder : cellnb.model.Decoder
-        In eval mode; ``decoder(codes[s].expand(N, -1), xyzt)`` gives the
-        official output for sequence ``s``.
-    codes : Tensor of float32, shape (S, L)
-    """
-    import scipy.io
-
-    from cellnb.model import Decoder, DecoderConfig
-
-    specs_path = Path(specs_json)
-    if not specs_path.is_file():
-        raise FileNotFoundError(f"specs file {specs_path} does not exist")
-    try:
-        specs = json.loads(specs_path.read_text())
-        net = specs["NetworkSpecs"]
-        code_length = int(specs["CodeLength"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"{specs_path} is not an official specs.json with CodeLength and NetworkSpecs ({err!r})"
-        ) from None
-    if net.get("norm_layers") and not net.get("weight_norm"):
-        raise ValueError(f"{specs_path}: layer normalisation (norm_layers without weight_norm) is not supported")
-    config = DecoderConfig(
-        code_length=code_length,
-        dims=tuple(net["dims"]),
-        latent_in=tuple(net.get("latent_in", ())),
-        xyz_in_all=bool(net.get("xyz_in_all", False)),
-        use_tanh=bool(net.get("use_tanh", False)),
-        omega=float(net.get("omega", net.get("omega_0", 30.0))),
-    )
-    saved = load_checkpoint(model_pth)
-    state = saved.get("model_state_dict", saved) if isinstance(saved, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{model_pth} holds no model_state_dict")
-    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
-    decoder = Decoder(config)
-    with torch.no_grad():
-        for i, linear in enumerate(decoder.linears()):
-            if f"lin{i}.weight" in state:
-                weight = state[f"lin{i}.weight"]
-            elif f"lin{i}.weight_v" in state:
-                v, g = state[f"lin{i}.weight_v"], state[f"lin{i}.weight_g"]
-                weight = g * v / v.norm(dim=1, keepdim=True)
-            else:
-                raise ValueError(f"{model_pth} has no weights for layer lin{i}; does specs.json match the model?")
-            bias = state.get(f"lin{i}.bias")
-            if tuple(weight.shape) != tuple(linear.weight.shape) or bias is None or bias.shape != linear.bias.shape:
-                raise ValueError(
-                    f"{model_pth}: layer lin{i} has weight {tuple(weight.shape)}, expected "
-                    f"{tuple(linear.weight.shape)} from {specs_path.name}; the specs do not match the model"
-                )
-            linear.weight.copy_(weight)
-            linear.bias.copy_(bias)
-    parts = ("weight", "weight_v", "weight_g", "bias")
-    used = {f"lin{i}.{part}" for i in range(len(decoder.linears())) for part in parts}
-    extra = sorted(set(state) - used)
-    if extra:
-        raise ValueError(f"{model_pth} has parameters {extra} that this decoder does not have")
-    mat_path = Path(lat_vecs_mat)
-    if not mat_path.is_file():
-        raise FileNotFoundError(f"latent code file {mat_path} does not exist")
-    try:
-        lat = np.asarray(scipy.io.loadmat(mat_path)["lat_vecs"], dtype=np.float32)
-    except (KeyError, ValueError, OSError) as err:
-        raise ValueError(f"{mat_path} is not a .mat file with a variable lat_vecs ({err!r})") from None
-    if lat.ndim != 2 or lat.shape[1] != code_length:
-        raise ValueError(f"{mat_path}: lat_vecs has shape {lat.shape}, expected (sequences, {code_length})")
-    return decoder.eval(), torch.from_numpy(lat)

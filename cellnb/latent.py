@@ -1,4 +1,4 @@
-"""Latent codes: sampling new ones, interpolating, fitting one to an unseen sequence.
+"""Latent codes: sampling new ones and interpolating between learned ones.
 
 A trained auto-decoder holds one learned code per training sequence (a
 matrix ``(M, L)``).  New time-evolving shapes come from new codes:
@@ -22,16 +22,10 @@ seed or ``numpy.random.Generator``): the same seed gives the same codes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
 import torch
-from tqdm.auto import trange
-
-from cellnb.field import evaluate_dense
-from cellnb.sampling import sample_frame
-from cellnb.sdf import dice, time_coords
 
 __all__ = [
     "STRATEGIES",
@@ -43,7 +37,6 @@ __all__ = [
     "perturbed_codes",
     "interpolate_codes",
     "sample_codes",
-    "fit_code",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,8 +45,6 @@ STRATEGIES = ("random", "gaussian", "perturb", "interpolate")
 # Default noise of ``perturb`` relative to the spread of the learned codes: small enough that a
 # perturbed code stays near its sequence, large enough to change the details.
 PERTURB_FRACTION = 0.25
-FIT_INIT_STD = 0.01  # DeepSDF's initial code spread for test-time optimisation
-FIT_CODE_REG = 1e-4  # DeepSDF's code regularisation weight (Park et al. 2019, Sec. 4.2)
 
 
 def _learned(learned, *, at_least: int = 1) -> np.ndarray:
@@ -226,99 +217,3 @@ def sample_codes(strategy: str, learned, n: int, *, sigma: float | None = None, 
     pairs = np.array([rng.choice(len(codes), size=2, replace=False) for _ in range(n)])
     alpha = rng.uniform(0.0, 1.0, (n, 1))
     return ((1.0 - alpha) * codes[pairs[:, 0]] + alpha * codes[pairs[:, 1]]).astype(np.float32)
-
-
-@contextlib.contextmanager
-def _frozen(module: torch.nn.Module):
-    """Turn off gradients of a module's parameters for the block, then restore them."""
-    flags = [p.requires_grad for p in module.parameters()]
-    try:
-        for p in module.parameters():
-            p.requires_grad_(False)
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
-def fit_code(decoder, sdf, *, iterations: int = 300, lr: float = 5e-3, points_per_frame: int = 2048,
-             seed: int = 0, device=None, init=None, code_reg: float = FIT_CODE_REG,
-             progress: bool = False) -> tuple[torch.Tensor, float]:
-    """Fit a code to an unseen SDF sequence with the decoder frozen (DeepSDF test-time optimisation).
-
-    Adam minimises the L1 error between the decoder's output and the SDF at
-    points drawn from every frame with :func:`cellnb.sampling.sample_frame`
-    (fresh points each iteration), plus ``code_reg * |code|^2`` (Park et
-    al. 2019, Eq. 9).  The decoder's weights are not changed.
-
-    Parameters
-    ----------
-    decoder : cellnb.model.Decoder
-    sdf : ndarray, shape (T, D0, D1, D2)
-        Normalised SDF of the sequence (as in the training data); frame ``k``
-        sits at network time ``time_coords(T)[k]``.
-    iterations : int
-        Optimisation steps.
-    lr : float
-        Adam step size for the code.
-    points_per_frame : int
-        Points drawn from each frame per step.
-    seed : int
-        Seeds the initial code and the point draws.
-    device : str or torch.device, optional
-        Default the decoder's device (the decoder is moved there).
-    init : array-like, shape (L,), optional
-        Starting code, e.g. the mean of the learned codes; default
-        ``N(0, 0.01^2)`` entries.
-    code_reg : float
-        Weight of the code's squared norm in the loss.
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    code : Tensor of float32, shape (L,), on the CPU
-    dice : float
-        Dice of the masks ``sdf < 0`` of the fitted code (dense evaluation on
-        the same grid and frames) against those of ``sdf``.
-    """
-    sdf = np.asarray(sdf, dtype=np.float32)
-    if sdf.ndim != 4:
-        raise ValueError(f"sdf must have shape (T, D0, D1, D2), got {sdf.shape}")
-    if int(iterations) != iterations or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if int(points_per_frame) != points_per_frame or points_per_frame < 1:
-        raise ValueError(f"points_per_frame must be a positive integer, got {points_per_frame}")
-    device = torch.device(device) if device is not None else next(decoder.parameters()).device
-    decoder = decoder.to(device)
-    length = decoder.config.code_length
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if init is None:
-        code = torch.randn(length, generator=generator) * FIT_INIT_STD
-    else:
-        code = torch.as_tensor(init, dtype=torch.float32).detach().clone().cpu()
-        if code.shape != (length,):
-            raise ValueError(f"init must have shape ({length},), got {tuple(code.shape)}")
-    code = code.to(device).requires_grad_(True)
-    times = time_coords(sdf.shape[0])
-    optimizer = torch.optim.Adam([code], lr=lr)
-    with _frozen(decoder):
-        for _ in trange(int(iterations), desc="fit code", disable=not progress):
-            xyzt, target = [], []
-            for t, frame in zip(times, sdf):
-                coords, values = sample_frame(frame, int(points_per_frame), rng=rng)
-                xyzt.append(np.column_stack([coords, np.full(len(coords), t, dtype=np.float32)]))
-                target.append(values)
-            xyzt = torch.from_numpy(np.concatenate(xyzt).astype(np.float32)).to(device)
-            target = torch.from_numpy(np.concatenate(target).astype(np.float32)).to(device)
-            pred = decoder.forward_grouped(code[None], xyzt[None])[0]
-            loss = (pred - target).abs().mean() + code_reg * code.pow(2).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    fitted = code.detach().cpu()
-    recon = evaluate_dense(decoder, fitted, shape=sdf.shape[1:], times=times, device=device)
-    return fitted, dice(recon < 0, sdf < 0)

@@ -12,23 +12,30 @@ optionally passed through ``tanh``.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import scipy.io
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellnb.config import dataclass_from_dict
+from cellnb.config import Config
+from cellnb.io import load_checkpoint
 
-__all__ = ["DecoderConfig", "PAPER", "QUICK", "SineLayer", "Decoder", "siren_init_"]
+__all__ = ["DecoderConfig", "PAPER", "SineLayer", "Decoder", "siren_init_", "load_official"]
 
 N_COORDS = 4  # (c0, c1, c2, t)
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
-    """Frozen description of a decoder; saved in every checkpoint.
+class DecoderConfig(Config):
+    """Frozen description of a decoder; saved in every checkpoint (profile section ``model``).
+
+    The defaults are the published architecture (:data:`PAPER`).
 
     Parameters
     ----------
@@ -61,9 +68,9 @@ class DecoderConfig:
     omega: float = 30.0
     coord_init_bound: float | None = None
 
-    def __post_init__(self):
-        object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
-        object.__setattr__(self, "latent_in", tuple(int(i) for i in self.latent_in))
+    SECTION = "model"
+
+    def validate(self):
         if self.code_length < 1:
             raise ValueError(f"code_length must be at least 1, got {self.code_length}")
         if not self.dims:
@@ -102,21 +109,10 @@ class DecoderConfig:
             shapes.append((widths[layer], out))
         return shapes
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dims"], d["latent_in"] = list(self.dims), list(self.latent_in)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DecoderConfig":
-        return dataclass_from_dict(cls, d, what="decoder config keys")
 
 
 # The published architecture (DESIGN.md): 216,137 parameters at code length 192.
 PAPER = DecoderConfig()
-# A narrower, shallower decoder that trains in minutes on a laptop CPU.
-QUICK = DecoderConfig(code_length=32, dims=(128, 128, 128, 128), latent_in=(2,), xyz_in_all=False,
-                      coord_init_bound=1 / N_COORDS)
 
 
 def siren_init_(linear: nn.Linear, *, omega: float, is_first: bool) -> nn.Linear:
@@ -251,3 +247,87 @@ class Decoder(nn.Module):
                 pre = F.linear(x, omega * w, omega * b)
             x = torch.sin(pre) if k < last else pre
         return self._finish(x).squeeze(-1)
+
+
+def load_official(specs_json, model_pth, lat_vecs_mat):
+    """Import a model trained by the official implementation (Wiesner et al. 2022).
+
+    Parameters
+    ----------
+    specs_json : path-like
+        The experiment's ``specs.json``: ``CodeLength`` and ``NetworkSpecs``
+        (``dims``, ``latent_in``, ``xyz_in_all``, ``use_tanh``; other keys such
+        as dropout do not change the trained function and are ignored).
+    model_pth : path-like
+        ``model.pth``: ``{"epoch", "model_state_dict"}`` with keys
+        ``module.lin{i}.weight|bias`` (``weight_g``/``weight_v`` of weight-normed
+        layers are folded into one weight).  Loaded with ``weights_only=True``.
+    lat_vecs_mat : path-like
+        ``lat_vecs.mat`` holding the variable ``lat_vecs``, one code per row.
+
+    Returns
+    -------
+    decoder : Decoder
+        In eval mode; ``decoder(codes[s].expand(N, -1), xyzt)`` gives the
+        official output for sequence ``s``.
+    codes : Tensor of float32, shape (S, L)
+    """
+    specs_path = Path(specs_json)
+    if not specs_path.is_file():
+        raise FileNotFoundError(f"specs file {specs_path} does not exist")
+    try:
+        specs = json.loads(specs_path.read_text())
+        net = specs["NetworkSpecs"]
+        code_length = int(specs["CodeLength"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{specs_path} is not an official specs.json with CodeLength and NetworkSpecs ({err!r})"
+        ) from None
+    if net.get("norm_layers") and not net.get("weight_norm"):
+        raise ValueError(f"{specs_path}: layer normalisation (norm_layers without weight_norm) is not supported")
+    config = DecoderConfig(
+        code_length=code_length,
+        dims=tuple(net["dims"]),
+        latent_in=tuple(net.get("latent_in", ())),
+        xyz_in_all=bool(net.get("xyz_in_all", False)),
+        use_tanh=bool(net.get("use_tanh", False)),
+        omega=float(net.get("omega", net.get("omega_0", 30.0))),
+    )
+    saved = load_checkpoint(model_pth)
+    state = saved.get("model_state_dict", saved) if isinstance(saved, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{model_pth} holds no model_state_dict")
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
+    decoder = Decoder(config)
+    with torch.no_grad():
+        for i, linear in enumerate(decoder.linears()):
+            if f"lin{i}.weight" in state:
+                weight = state[f"lin{i}.weight"]
+            elif f"lin{i}.weight_v" in state:
+                v, g = state[f"lin{i}.weight_v"], state[f"lin{i}.weight_g"]
+                weight = g * v / v.norm(dim=1, keepdim=True)
+            else:
+                raise ValueError(f"{model_pth} has no weights for layer lin{i}; does specs.json match the model?")
+            bias = state.get(f"lin{i}.bias")
+            if tuple(weight.shape) != tuple(linear.weight.shape) or bias is None or bias.shape != linear.bias.shape:
+                raise ValueError(
+                    f"{model_pth}: layer lin{i} has weight {tuple(weight.shape)}, expected "
+                    f"{tuple(linear.weight.shape)} from {specs_path.name}; the specs do not match the model"
+                )
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+    parts = ("weight", "weight_v", "weight_g", "bias")
+    used = {f"lin{i}.{part}" for i in range(len(decoder.linears())) for part in parts}
+    extra = sorted(set(state) - used)
+    if extra:
+        raise ValueError(f"{model_pth} has parameters {extra} that this decoder does not have")
+    mat_path = Path(lat_vecs_mat)
+    if not mat_path.is_file():
+        raise FileNotFoundError(f"latent code file {mat_path} does not exist")
+    try:
+        lat = np.asarray(scipy.io.loadmat(mat_path)["lat_vecs"], dtype=np.float32)
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(f"{mat_path} is not a .mat file with a variable lat_vecs ({err!r})") from None
+    if lat.ndim != 2 or lat.shape[1] != code_length:
+        raise ValueError(f"{mat_path}: lat_vecs has shape {lat.shape}, expected (sequences, {code_length})")
+    return decoder.eval(), torch.from_numpy(lat)

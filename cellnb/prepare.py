@@ -1,5 +1,11 @@
 """Build an SDF data set on disk from a mask source (the ``prepare`` step).
 
+The data set folder (:class:`cellnb.workspace.DataDir`) is built whole in a
+temporary folder and swapped in when complete (:func:`cellnb.io.atomic_folder`):
+``overwrite`` replaces the whole data set, never file by file, so no stale
+sequence of an earlier call survives, and a failure leaves the old one as it was.
+Parameters come from the profile section ``data`` (:class:`DataConfig`).
+
 Sources are named as on the command line:
 
 ``phantoms:dividing`` | ``phantoms:filopodial`` | ``phantoms:deforming``
@@ -13,19 +19,65 @@ Sources are named as on the command line:
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from cellnb import datasets, phantoms
-from cellnb.io import write_json, write_sdf_h5
-from cellnb.sdf import crop_to_cube, default_clamp, sequence_to_sdf
+from cellnb.config import Config
+from cellnb.devices import check_memory
+from cellnb.io import atomic_folder, check_writable_folder, write_json, write_sdf_h5
+from cellnb.sdf import component_counts, crop_to_cube, default_clamp, sequence_to_sdf
 from cellnb.sequence import MaskSequence
+from cellnb.workspace import DataDir, RunDir
 
-__all__ = ["parse_source", "load_source", "write_dataset", "prepare"]
+__all__ = ["DataConfig", "parse_source", "load_source", "write_dataset", "prepare"]
+
+MIN_SIZE = 8  # smallest cube side (voxels) a cell shape fits in
+# Bytes per voxel of one frame while an SDF is made: the float32 SDF plus scipy's EDT work arrays
+# (float64 distances and int32 feature indices, inside and outside).
+_SDF_BYTES_PER_VOXEL = 4 + 2 * (8 + 3 * 4)
 
 
-SUMMARY_FILE = "dataset.json"
+@dataclass(frozen=True)
+class DataConfig(Config):
+    """Parameters of :func:`prepare` (profile section ``data``).
+
+    Parameters
+    ----------
+    n_sequences : int
+        Phantoms: how many to draw; C. elegans: the most to keep.
+    frames : int
+        Frames per sequence.
+    size : int
+        Cube side in voxels.
+    seed : int
+        Seed of the phantom batch.
+    """
+
+    n_sequences: int = 8
+    frames: int = 12
+    size: int = 48
+    seed: int = 0
+
+    SECTION = "data"
+
+    def validate(self):
+        if self.n_sequences < 1:
+            raise ValueError(f"data.n_sequences must be at least 1, got {self.n_sequences}")
+        if self.frames < 2:
+            raise ValueError(f"data.frames must be at least 2, got {self.frames}")
+        if self.size < MIN_SIZE:
+            raise ValueError(f"data.size must be at least {MIN_SIZE} voxels, got {self.size}")
+        if self.seed < 0:
+            raise ValueError(f"data.seed must be a non-negative integer, got {self.seed}")
+
+    def required_bytes(self) -> int:
+        """Estimated peak memory of preparing this data set: every mask, plus one sequence's SDF work."""
+        voxels = self.size**3
+        return self.n_sequences * self.frames * voxels + voxels * (self.frames * 4 + _SDF_BYTES_PER_VOXEL)
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -50,46 +102,32 @@ def parse_source(source: str) -> tuple[str, str]:
     return kind, arg
 
 
-def load_source(
-    source: str,
-    *,
-    n_sequences: int = 8,
-    frames: int = 12,
-    size: int = 48,
-    seed=0,
-    data_dir=None,
-    label: int | None = None,
-    spacing=(1.0, 1.0, 1.0),
-) -> list[MaskSequence]:
+def load_source(source: str, config: DataConfig, *, data_dir=None, label: int | None = None,
+                spacing=(1.0, 1.0, 1.0), progress: bool = True) -> list[MaskSequence]:
     """Mask sequences of a source, all frames ``(size, size, size)``.
 
     Parameters
     ----------
     source : str
         See the module docstring.
-    n_sequences : int
-        Phantoms: how many to draw; C. elegans: the most to keep (the
-        earliest division windows); ignored for TIFF (one sequence).
-    frames : int
-        Frames per sequence (phantoms and C. elegans windows).
-    size : int
-        Cube side in voxels.
-    seed : int
-        Seed of the phantom batch.
+    config : DataConfig
+        ``n_sequences`` (phantoms: how many; C. elegans: the most to keep, the
+        earliest division windows; ignored for TIFF, one sequence),
+        ``frames`` (phantoms and C. elegans windows), ``size``, ``seed``.
     data_dir : path-like, optional
         Folder holding ``celegans-3dmms`` (default ``$CELLNB_DATA_DIR``).
     label, spacing :
-        TIFF only: the label to keep (default all foreground) and the voxel size.
+        TIFF only: the label to keep (default: the only one; several are
+        refused) and the voxel size.
     """
     kind, arg = parse_source(source)
-    if n_sequences < 1:
-        raise ValueError(f"n_sequences must be at least 1, got {n_sequences}")
     if kind == "phantoms":
-        return phantoms.make_batch(arg, n_sequences, size=size, frames=frames, rng=seed)
+        return phantoms.make_batch(arg, config.n_sequences, size=config.size, frames=config.frames, rng=config.seed)
     if kind == "tiff":
         seq = datasets.read_tiff_sequence(arg, label=label, spacing=spacing)
-        return [crop_to_cube(seq, size)]
-    sequences, _ = datasets.celegans_divisions(data_dir, frames=frames, size=size, max_sequences=n_sequences)
+        return [crop_to_cube(seq, config.size)]
+    sequences, _ = datasets.celegans_divisions(data_dir, frames=config.frames, size=config.size,
+                                               max_sequences=config.n_sequences, progress=progress)
     return sequences
 
 
@@ -102,73 +140,104 @@ def write_dataset(
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Convert mask sequences to normalised SDFs and write one HDF5 file each.
+    """Convert mask sequences to normalised SDFs and write them as one data set folder.
 
-    Also writes ``dataset.json`` (per-sequence frames, volumes and components).
-    Nothing is written if any target exists and ``overwrite`` is False.
+    One HDF5 file per sequence and ``dataset.json`` (per-sequence frames,
+    volumes and components), built in a temporary folder and swapped in
+    whole (:func:`cellnb.io.atomic_folder`).
 
     Returns
     -------
     list of Path
         The ``.h5`` files, in the order of ``sequences``.
     """
-    out = Path(out)
+    folder = DataDir(out)
     if not sequences:
         raise ValueError("no sequences to write; check the source")
-    paths = [out / f"{seq.name}.h5" for seq in sequences]
-    if len(set(paths)) != len(paths):
+    names = [seq.name for seq in sequences]
+    if len(set(names)) != len(names):
         raise ValueError("sequence names must be unique; they become file names")
-    existing = [p for p in paths + [out / SUMMARY_FILE] if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace the data set")
     rows = []
-    for seq, path in zip(tqdm(sequences, desc="SDF", unit="seq", disable=not progress), paths):
-        size = max(seq.shape)
-        seq_clamp = default_clamp(size) if clamp is None else clamp
-        sdf, scale = sequence_to_sdf(seq.masks, clamp=seq_clamp)
-        record = {
-            "name": seq.name,
-            "source": source,
-            "spacing": list(seq.spacing),
-            "scale": scale,
-            "clamp": seq_clamp,
-            "meta": seq.meta,
-        }
-        write_sdf_h5(path, sdf, record=record, overwrite=overwrite)
-        volumes = seq.masks.reshape(seq.n_frames, -1).sum(axis=1)
-        rows.append(
-            {
+    with atomic_folder(folder.root, overwrite=overwrite) as tmp:
+        staging = DataDir(tmp)
+        for seq in tqdm(sequences, desc="SDF", unit="seq", disable=not progress):
+            seq_clamp = default_clamp(max(seq.shape)) if clamp is None else clamp
+            sdf, scale = sequence_to_sdf(seq.masks, clamp=seq_clamp)
+            record = {"name": seq.name, "source": source, "spacing": list(seq.spacing), "scale": scale,
+                      "clamp": seq_clamp, "meta": seq.meta}
+            write_sdf_h5(staging.sequence_path(seq.name), sdf, record=record)
+            volumes = seq.masks.reshape(seq.n_frames, -1).sum(axis=1)
+            rows.append({
                 "name": seq.name,
-                "file": path.name,
+                "file": staging.sequence_path(seq.name).name,
                 "frames": seq.n_frames,
                 "shape": list(seq.shape),
                 "spacing": list(seq.spacing),
                 "volume_voxels_min": int(volumes.min()),
                 "volume_voxels_max": int(volumes.max()),
+                "components": component_counts(seq.masks).tolist(),
                 "meta": seq.meta,
-            }
-        )
-    write_json(out / SUMMARY_FILE, {"source": source, "sequences": rows}, overwrite=True)
-    return paths
+            })
+        write_json(staging.summary_path, {"source": source, "sequences": rows})
+    return [folder.sequence_path(name) for name in names]
 
 
-def prepare(
-    source: str,
-    out,
-    *,
-    n_sequences: int = 8,
-    frames: int = 12,
-    size: int = 48,
-    seed=0,
-    data_dir=None,
-    clamp: float | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> list[Path]:
-    """:func:`load_source` then :func:`write_dataset`: the whole ``prepare`` step."""
-    if size < 8:
-        raise ValueError(f"size must be at least 8 voxels, got {size}")
-    if frames < 2:
-        raise ValueError(f"frames must be at least 2, got {frames}")
-    sequences = load_source(source, n_sequences=n_sequences, frames=frames, size=size, seed=seed, data_dir=data_dir)
-    return write_dataset(sequences, out, source=source, clamp=clamp, overwrite=overwrite, progress=progress)
+def prepare(source: str, out, config: DataConfig | None = None, *, data_dir=None, clamp: float | None = None,
+            overwrite: bool = False, progress: bool = True, **params) -> dict:
+    """:func:`load_source` then :func:`write_dataset`: the whole ``prepare`` step.
+
+    Everything that can be checked is checked before the source is read: the
+    parameters, the memory the data set needs, and the output folder.
+
+    Parameters
+    ----------
+    source : str
+        See the module docstring.
+    out : path-like or RunDir
+        The data set folder; a :class:`~cellnb.workspace.RunDir` means its
+        ``data/`` folder, and the ``data`` sections of its ``config.json`` and
+        ``metrics.json`` are written too.
+    config : DataConfig, optional
+        Default :class:`DataConfig`'s defaults.
+    data_dir : path-like, optional
+        Folder holding ``celegans-3dmms`` (default ``$CELLNB_DATA_DIR``).
+    clamp : float, optional
+        Outside SDF clamp in voxels; default :func:`cellnb.sdf.default_clamp`.
+    overwrite : bool
+        Replace an existing data set (whole, once the new one is complete).
+    **params
+        Fields of :class:`DataConfig` to change, e.g. ``n_sequences=4``.
+
+    Returns
+    -------
+    dict
+        ``source``, ``folder``, ``files``, ``n_sequences``, ``frames`` (per
+        sequence), ``size``, ``seconds`` and ``components`` (name -> per-frame
+        component counts).
+    """
+    start = time.perf_counter()
+    config = (config or DataConfig()).replace(**params) if params else (config or DataConfig())
+    run = out if isinstance(out, RunDir) else None
+    folder = run.data if run is not None else Path(out)
+    parse_source(source)
+    check_memory(config.required_bytes(), what=f"a data set of {config.n_sequences} x {config.frames} frames of "
+                                              f"{config.size}^3")
+    check_writable_folder(folder, overwrite=overwrite)
+    sequences = load_source(source, config, data_dir=data_dir, progress=progress)
+    paths = write_dataset(sequences, folder, source=source, clamp=clamp, overwrite=overwrite, progress=progress)
+    rows = DataDir(folder).read_summary()["sequences"]
+    frames = sorted({row["frames"] for row in rows})
+    summary = {
+        "source": source,
+        "folder": str(folder),
+        "files": [str(p) for p in paths],
+        "n_sequences": len(paths),
+        "frames": frames[0] if len(frames) == 1 else frames,
+        "size": config.size,
+        "seconds": round(time.perf_counter() - start, 2),
+        "components": {row["name"]: row["components"] for row in rows},
+    }
+    if run is not None:
+        run.update_config("data", {"source": source, **config.to_dict()})
+        run.update_metrics("data", {k: v for k, v in summary.items() if k not in ("files", "folder")})
+    return summary

@@ -1,10 +1,17 @@
 """The main job: every notebook, for every data set, through papermill.
 
-Each data set gets its own run directory ``<runs>/<name>/``; the notebooks
-01..05 run in order with the same parameters, executed copies go to
-``<runs>/<name>/executed/``, and figures to ``<figures>/<name>_*.png``.
-Finally the README's results section is regenerated from the runs'
+Each data set gets its own run directory ``<runs>/<name>/``; the notebooks run
+in order with the same parameters, executed copies go to
+``<runs>/<name>/executed/`` and figures to ``<runs>/<name>/figures/``.  When
+every data set has run, the figures are copied to ``<figures>/<name>_*.png``
+and the README's results section is regenerated from the runs'
 ``metrics.json`` (:mod:`cellnb.report`).
+
+Nothing a user made is lost: every parameter is checked before anything is
+touched, and existing run directories are moved aside (hidden, beside them)
+rather than deleted; if any notebook fails or the job is interrupted, the new
+run directories are removed and the old ones put back, byte for byte, and
+``figures/`` and the README are not touched.
 """
 
 from __future__ import annotations
@@ -13,16 +20,19 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import papermill
 
 from cellnb import datasets
+from cellnb.io import atomic_path
+from cellnb.profile import load_profile
 from cellnb.report import update_readme
 from cellnb.workspace import RunDir
 
-__all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_available", "run_all"]
+__all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_problem", "run_all"]
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +62,54 @@ NOTEBOOK_PARAMETERS = {
 }
 
 
-def celegans_available(data_dir=None) -> bool:
-    """Whether the C. elegans data can be had (locally or by download); logs one line if not."""
+def celegans_problem(data_dir=None) -> str | None:
+    """Why the C. elegans data cannot be had (locally or by download), or None when it can."""
     try:
         datasets.celegans_dir(data_dir)
     except (FileNotFoundError, ValueError, OSError) as err:
-        log.warning("C. elegans data not available, going on with the phantoms only (%s)", err)
-        return False
-    return True
+        return f"no C. elegans data: {err}"
+    return None
+
+
+def _move_aside(root: Path) -> Path | None:
+    """Move an existing run directory to a hidden folder beside it; returns where (None if there was none)."""
+    if not root.exists():
+        return None
+    backup = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+    os.replace(root, backup / root.name)
+    return backup
+
+
+def _restore(root: Path, backup: Path | None) -> None:
+    """Put a moved-aside run directory back, removing what a failed run made in its place."""
+    shutil.rmtree(root, ignore_errors=True)
+    if backup is not None:
+        os.replace(backup / root.name, root)
+        backup.rmdir()
+
+
+def _publish_figures(run: RunDir, figures: Path, name: str) -> None:
+    """Replace ``figures/<name>_*.png`` by the run's new figures."""
+    for old in figures.glob(f"{name}_*.png"):
+        old.unlink()
+    for png in sorted(run.figures.glob(f"{name}_*.png")):
+        with atomic_path(figures / png.name, overwrite=True) as tmp:
+            shutil.copyfile(png, tmp)
+
+
+def _run_notebooks(run: RunDir, values: dict, notebooks: Path, progress: bool) -> None:
+    run.executed.mkdir(parents=True, exist_ok=True)
+    run.figures.mkdir(parents=True, exist_ok=True)
+    for nb in NOTEBOOKS:
+        log.info("%s: running %s", values["name"], nb)
+        papermill.execute_notebook(
+            str(notebooks / f"{nb}.ipynb"),
+            str(run.executed / f"{nb}.ipynb"),
+            parameters={k: values[k] for k in NOTEBOOK_PARAMETERS[nb]},
+            kernel_name="python3",
+            progress_bar=progress,
+            cwd=str(notebooks.resolve()),
+        )
 
 
 def run_all(
@@ -75,17 +125,18 @@ def run_all(
     data_dir=None,
     progress: bool = True,
 ) -> dict:
-    """Run notebooks 01..05 for each data set.
+    """Run every notebook for each data set, then publish figures and README results.
 
     Parameters
     ----------
-    profile : {"quick", "paper"}
+    profile : str
+        Profile name (see :mod:`cellnb.profile`).
     runs, figures : path-like
         Parent of the run directories; folder of the figures.
     datasets : list of str, optional
         Names from :data:`DATASETS`; default all (C. elegans only if available).
     overrides : dict, optional
-        Profile overrides passed to every notebook.
+        Profile overrides passed to every notebook (checked before anything runs).
     notebooks : path-like
         Folder holding the ``.ipynb`` files.
     readme : path-like or None
@@ -98,8 +149,9 @@ def run_all(
     Returns
     -------
     dict
-        ``{"datasets": [...], "seconds": {name: s}}``.
+        ``{"datasets": [names run], "skipped": {name: why}, "seconds": {name: s}}``.
     """
+    load_profile(profile, overrides)  # every override checked before anything is touched
     names = list(DATASETS) if datasets is None else list(datasets)
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
@@ -108,8 +160,15 @@ def run_all(
     missing = [nb for nb in NOTEBOOKS if not (notebooks / f"{nb}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"notebooks {missing} not found in {notebooks}; run from the repository root")
-    if "celegans" in names and not celegans_available(data_dir):
-        names.remove("celegans")
+    if readme is not None:
+        Path(readme).read_text()  # a missing README fails now, not after an hour of work
+    skipped = {}
+    if "celegans" in names:
+        problem = celegans_problem(data_dir)
+        if problem:
+            log.warning("skipping celegans: %s", problem)
+            skipped["celegans"] = problem
+            names.remove("celegans")
     runs, figures = Path(runs).resolve(), Path(figures).resolve()
     # Notebooks run with the notebooks folder as working directory: pass absolute paths.
     data_dir = data_dir or os.environ.get("CELLNB_DATA_DIR")
@@ -117,36 +176,36 @@ def run_all(
     existing = [n for n in names if (runs / n).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"run directories {[str(runs / n) for n in existing]} exist; pass --overwrite to redo them")
+    runs.mkdir(parents=True, exist_ok=True)
+    seconds, backups = {}, {}
+    try:
+        for name in names:
+            run = RunDir(runs / name)
+            backups[name] = _move_aside(run.root)
+            start = time.perf_counter()
+            values = {
+                "profile": profile,
+                "run_dir": str(run.root),
+                "figures_dir": str(run.figures),
+                "name": name,
+                "overrides": json.dumps(overrides or {}),
+                "source": DATASETS[name],
+                "data_dir": data_dir,
+                "overwrite": True,
+            }
+            _run_notebooks(run, values, notebooks, progress)
+            seconds[name] = round(time.perf_counter() - start, 1)
+            log.info("%s: done in %.0f s", name, seconds[name])
+    except BaseException:
+        for name, backup in backups.items():
+            _restore(runs / name, backup)
+        raise
+    for backup in backups.values():
+        if backup is not None:
+            shutil.rmtree(backup)
     figures.mkdir(parents=True, exist_ok=True)
-    seconds = {}
     for name in names:
-        run = RunDir(runs / name)
-        if run.root.exists():
-            shutil.rmtree(run.root)
-        start = time.perf_counter()
-        values = {
-            "profile": profile,
-            "run_dir": str(run.root),
-            "figures_dir": str(figures),
-            "name": name,
-            "overrides": json.dumps(overrides or {}),
-            "source": DATASETS[name],
-            "data_dir": data_dir,
-            "overwrite": True,
-        }
-        run.executed.mkdir(parents=True, exist_ok=True)
-        for nb in NOTEBOOKS:
-            log.info("%s: running %s", name, nb)
-            papermill.execute_notebook(
-                str(notebooks / f"{nb}.ipynb"),
-                str(run.executed / f"{nb}.ipynb"),
-                parameters={k: values[k] for k in NOTEBOOK_PARAMETERS[nb]},
-                kernel_name="python3",
-                progress_bar=progress,
-                cwd=str(notebooks.resolve()),
-            )
-        seconds[name] = round(time.perf_counter() - start, 1)
-        log.info("%s: done in %.0f s", name, seconds[name])
+        _publish_figures(RunDir(runs / name), figures, name)
     if readme:
         update_readme(readme, runs=runs, figures=figures, names=names)
-    return {"datasets": names, "seconds": seconds}
+    return {"datasets": names, "skipped": skipped, "seconds": seconds}

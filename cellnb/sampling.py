@@ -26,6 +26,7 @@ depend on how frames are split between processes.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,14 @@ from tqdm.auto import tqdm
 from cellnb.io import read_sdf_frame, read_sdf_h5, sdf_h5_info
 from cellnb.sdf import grid_axes, time_coords
 
-__all__ = ["MODES", "sample_frame", "sample_indices", "SDFDataset", "FramePoints"]
+__all__ = ["MODES", "NEAR_FRACTION", "NEAR_THRESHOLD", "sample_frame", "sample_indices", "SDFDataset", "FramePoints"]
 
 
 MODES = ("official", "band")
+# The official sampling rule (Wiesner et al. 2022, its data loader): 70% of the points where the
+# normalised SDF is at most 0.1, the rest uniformly elsewhere.
+NEAR_FRACTION = 0.7
+NEAR_THRESHOLD = 0.1
 # Below this share of the frame, a part's voxel list is built explicitly; above
 # it, points are drawn by rejection from uniform draws, with no index list.
 _DENSE_SHARE = 0.25
@@ -74,8 +79,8 @@ def sample_indices(
     sdf: np.ndarray,
     n_points: int,
     *,
-    near_fraction: float = 0.7,
-    threshold: float = 0.1,
+    near_fraction: float = NEAR_FRACTION,
+    threshold: float = NEAR_THRESHOLD,
     mode: str = "official",
     rng=None,
 ) -> np.ndarray:
@@ -111,8 +116,8 @@ def sample_frame(
     sdf: np.ndarray,
     n_points: int,
     *,
-    near_fraction: float = 0.7,
-    threshold: float = 0.1,
+    near_fraction: float = NEAR_FRACTION,
+    threshold: float = NEAR_THRESHOLD,
     mode: str = "official",
     rng=None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +221,7 @@ class SDFDataset:
         self.n_frames = int(infos[0][0])
         self.shape = tuple(infos[0][1])
         self.times = time_coords(self.n_frames)
+        self._sha256 = None
 
     def __repr__(self) -> str:
         return f"SDFDataset({str(self.folder)!r}: {self.n_sequences} x {self.n_frames} x {self.shape})"
@@ -252,8 +258,21 @@ class SDFDataset:
         return sdf
 
     def fingerprint(self) -> dict:
-        """What a checkpoint records about its data: names, frame count and shape."""
-        return {"names": list(self.names), "n_frames": self.n_frames, "shape": list(self.shape)}
+        """What a checkpoint records about its data: names, frame count, shape and a content hash.
+
+        ``sha256`` is the SHA-256 of every file's bytes, in order, so data with
+        the same names and shapes but other values has another fingerprint.
+        Computed once per instance.
+        """
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            for path in self.files:
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 22), b""):
+                        digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return {"names": list(self.names), "n_frames": self.n_frames, "shape": list(self.shape),
+                "sha256": self._sha256}
 
 
 def _describe(values: dict) -> str:
@@ -295,9 +314,9 @@ class FramePoints:
         dataset: SDFDataset,
         *,
         frames=None,
-        points_per_frame: int = 4096,
-        near_fraction: float = 0.7,
-        threshold: float = 0.1,
+        points_per_frame: int,
+        near_fraction: float = NEAR_FRACTION,
+        threshold: float = NEAR_THRESHOLD,
         mode: str = "official",
         seed: int = 0,
         cache_bytes: int = 1 << 30,

@@ -34,6 +34,8 @@ __all__ = [
     "grid_coords",
     "time_coords",
     "signed_distance",
+    "label_components",
+    "component_counts",
     "largest_component",
     "sequence_to_sdf",
     "sdf_to_mask",
@@ -126,9 +128,45 @@ def signed_distance(mask: np.ndarray, *, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
     return np.where(mask, -(inside - half), outside - half).astype(np.float32)
 
 
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The 26-connected components of a binary frame: labels 1..n in scan order, and n.
+
+    The one labelling rule of cellnb: component counts, exported labels, the
+    topology of divisions and protrusions all use it.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape of ``mask``
+    n : int
+    """
+    labels, n = ndimage.label(np.asarray(mask, dtype=bool), structure=CONNECTIVITY_26)
+    return labels, int(n)
+
+
+def component_counts(masks) -> np.ndarray:
+    """Number of 26-connected foreground components of each frame.
+
+    Parameters
+    ----------
+    masks : ndarray, shape (T, Z, Y, X) or (Z, Y, X)
+        Foreground is any non-zero voxel.
+
+    Returns
+    -------
+    counts : ndarray of int, shape (T,)
+        One count per frame (shape (1,) for a single frame).
+    """
+    masks = np.asarray(masks)
+    if masks.ndim == 3:
+        masks = masks[None]
+    if masks.ndim != 4:
+        raise ValueError(f"masks must have shape (T, Z, Y, X), got {masks.shape}")
+    return np.array([label_components(frame)[1] for frame in masks], dtype=int)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """Keep the largest 26-connected component of a binary frame."""
-    labels, n = ndimage.label(mask, structure=CONNECTIVITY_26)
+    labels, n = label_components(mask)
     if n <= 1:
         return np.asarray(mask, dtype=bool)
     sizes = np.bincount(labels.ravel())[1:]

@@ -48,6 +48,7 @@ are functions of the epoch and of the configured ``epochs``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -55,7 +56,7 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,13 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from cellnb.config import dataclass_from_dict, load_profile
-from cellnb.descriptors import component_counts
+from cellnb.checkpoint import FORMAT, read_checkpoint, training_metrics
+from cellnb.config import Config
 from cellnb.devices import process_group, select_device
-from cellnb.field import evaluate_dense, grid_shape
-from cellnb.io import atomic_path, load_checkpoint, save_checkpoint
+from cellnb.errors import Interrupted
+from cellnb.io import atomic_path, discard_folder, save_checkpoint, swap_in, temporary_folder
 from cellnb.model import Decoder, DecoderConfig
-from cellnb.sampling import MODES, FramePoints, SDFDataset
-from cellnb.sdf import dice, iou, time_coords
+from cellnb.sampling import MODES, NEAR_FRACTION, NEAR_THRESHOLD, FramePoints, SDFDataset
 from cellnb.workspace import RunDir
 
 __all__ = [
@@ -80,24 +80,24 @@ __all__ = [
     "Trainer",
     "learning_rates",
     "train",
-    "load_trained",
-    "reconstruct",
 ]
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "cellnb.train/1"
-LOG_FILE = "train_log.csv"
 SCHEDULES = ("constant", "step", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")
-SURFACE_BAND = 0.1  # |SDF| (normalised) below which the SDF error "near the surface" is measured
 # Settings that may change when resuming; all others must equal the checkpoint's.
 _RESUMABLE = ("epochs", "checkpoint_every", "compile")
+# metrics.json sections computed from a model; they no longer hold once the model is trained anew
+_DOWNSTREAM = ("generate", "field", "descriptors", "evaluate")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every training parameter; saved in every checkpoint.
+class TrainConfig(Config):
+    """Every training parameter; saved in every checkpoint (profile section ``train``).
+
+    The defaults are the quick profile's (a CPU, minutes); the paper profile
+    overrides them with the published settings.
 
     Parameters
     ----------
@@ -166,8 +166,8 @@ class TrainConfig:
     points_per_frame: int = 1024
     frames_per_batch: int = 8
     sampling_mode: str = "band"
-    near_fraction: float = 0.7
-    threshold: float = 0.1
+    near_fraction: float = NEAR_FRACTION
+    threshold: float = NEAR_THRESHOLD
     resample_every: int = 1
     code_init_std: float = 1.0
     code_reg: float = 1e-4
@@ -181,7 +181,9 @@ class TrainConfig:
     num_threads: int | None = 1
     compile: bool = True
 
-    def __post_init__(self):
+    SECTION = "train"
+
+    def validate(self):
         positive = ("epochs", "points_per_frame", "frames_per_batch", "checkpoint_every", "lr_step_every",
                     "lr_codes_step_every")
         for name in positive:
@@ -210,12 +212,8 @@ class TrainConfig:
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or null (off), got {value}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return dataclass_from_dict(cls, d, what="training parameters")
+        if self.seed < 0:
+            raise ValueError(f"train.seed must be a non-negative integer, got {self.seed}")
 
 
 def learning_rates(config: TrainConfig, epoch: int) -> tuple[float, float]:
@@ -259,19 +257,6 @@ class AutoDecoder(nn.Module):
         return self.decoder.forward_grouped(z, xyzt), z
 
 
-def _resolve_configs(profile, overrides, model_config, train_config) -> tuple[DecoderConfig, TrainConfig]:
-    cfg = load_profile(profile, overrides)
-    if model_config is None:
-        model_config = DecoderConfig.from_dict(cfg["model"])
-    elif isinstance(model_config, dict):
-        model_config = DecoderConfig.from_dict({**cfg["model"], **model_config})
-    if train_config is None:
-        train_config = TrainConfig.from_dict(cfg["train"])
-    elif isinstance(train_config, dict):
-        train_config = TrainConfig.from_dict({**cfg["train"], **train_config})
-    return model_config, train_config
-
-
 def _virtual_shards(n_frames: int, batch: int) -> list[np.ndarray]:
     """Frames of each virtual shard: shard ``v`` holds the frames ``f`` with ``f % batch == v``."""
     return [np.arange(v, n_frames, batch) for v in range(batch)]
@@ -285,15 +270,7 @@ def _epoch_batches(shards, seed: int, epoch: int, mine) -> list[list[int]]:
     return [[int(shards[v][perms[v][b]]) for v in mine] for b in range(steps)]
 
 
-def _require_training_checkpoint(ckpt, path, fix: str) -> dict:
-    """``ckpt`` if it is a checkpoint :func:`train` wrote, else a ValueError naming ``path`` and ``fix``."""
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a cellnb training checkpoint; {fix}")
-    return ckpt
-
-
 def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainConfig, data: SDFDataset, path):
-    _require_training_checkpoint(ckpt, path, "start over with overwrite=True (--overwrite)")
     if ckpt["model_config"] != model_config.to_dict():
         saved_model = ckpt["model_config"]
         diff = {k: (saved_model.get(k), v) for k, v in model_config.to_dict().items() if saved_model.get(k) != v}
@@ -310,9 +287,12 @@ def _check_resume(ckpt: dict, model_config: DecoderConfig, train_config: TrainCo
             f"{', '.join(_RESUMABLE)} may change when resuming; use the same settings or overwrite=True (--overwrite)"
         )
     if ckpt["data"] != data.fingerprint():
+        saved, here = ckpt["data"], data.fingerprint()
+        what = "other values (content hash)" if {**saved, "sha256": None} == {**here, "sha256": None} else (
+            f"other sequences ({saved.get('names')} x {saved.get('n_frames')} x {saved.get('shape')})")
         raise ValueError(
-            f"checkpoint {path} was trained on other data ({ckpt['data']}) than {data.folder} ({data.fingerprint()}); "
-            "resume with the same data set"
+            f"checkpoint {path} was trained on other data than {data.folder}: {what}; resume with the same "
+            "data set, or start over with overwrite=True (--overwrite)"
         )
     if ckpt["epoch"] > train_config.epochs:
         raise ValueError(
@@ -345,14 +325,17 @@ def _amp_context(amp: str, device: torch.device):
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def _as_config(cls, value):
+    """A config section from an instance, a dict over the section's defaults, or None (the defaults)."""
+    return value if isinstance(value, cls) else cls.from_dict(value or {})
+
+
 def train(
     data,
     run,
     *,
     model_config=None,
     train_config=None,
-    profile: str = "quick",
-    overrides: dict | None = None,
     device=None,
     resume: bool = False,
     overwrite: bool = False,
@@ -368,22 +351,22 @@ def train(
         Run directory; checkpoints go to ``run/checkpoints`` (``latest.pt`` and
         ``epochNNNNN.pt`` snapshots), the per-epoch log to ``run/train_log.csv``.
     model_config : DecoderConfig or dict, optional
-        Decoder; a dict overrides the profile's ``model`` section.
+        Decoder; a dict sets some fields over :class:`~cellnb.model.DecoderConfig`'s
+        defaults (the published decoder); a profile's ``model`` section is the usual source.
     train_config : TrainConfig or dict, optional
-        Training settings; a dict overrides the profile's ``train`` section.
-    profile : {"quick", "paper"}
-        Profile the defaults come from.
-    overrides : dict, optional
-        Nested profile overrides, e.g. ``{"train": {"epochs": 5}}``.
+        Training settings; a dict sets some fields over :class:`TrainConfig`'s defaults.
     device : str or torch.device, optional
         Default CUDA if available, else CPU.  Under torchrun on CUDA each
         process uses ``cuda:LOCAL_RANK``.
     resume : bool
-        Continue from ``latest.pt`` (settings other than ``epochs`` and
-        ``checkpoint_every`` must match the checkpoint's).
+        Continue from ``latest.pt`` (settings other than ``epochs``,
+        ``checkpoint_every`` and ``compile`` must match the checkpoint's, and
+        the data its content hash).
     overwrite : bool
-        Start over even if the run has checkpoints (they are replaced as new
-        ones are written).
+        Start over even if the run has a trained model.  The new model is
+        trained aside and replaces the old one (checkpoints, log, the
+        ``model``/``train`` sections of ``config.json``) only when training
+        succeeds: a failed or interrupted run leaves the old model exactly as it was.
     progress : bool
         Show a tqdm bar with the loss.
 
@@ -404,32 +387,39 @@ def train(
     ValueError
         Inconsistent data, NaNs, settings that do not match the checkpoint,
         or a diverged loss (nothing is written then).
+    RunInUse
+        Another cellnb process is writing into the run.
+    Interrupted
+        Ctrl-C or SIGTERM; the message says what is intact.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
-    model_config, train_config = _resolve_configs(profile, overrides, model_config, train_config)
-    dataset = SDFDataset(run.data if data is None else data)
+    model_config, train_config = _as_config(DecoderConfig, model_config), _as_config(TrainConfig, train_config)
     if resume and overwrite:
         raise ValueError("pass either resume=True (continue) or overwrite=True (start over), not both")
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(run.require_checkpoint())
-        _check_resume(ckpt, model_config, train_config, dataset, run.latest_checkpoint)
-    elif run.latest_checkpoint.exists() and not overwrite:
-        raise FileExistsError(
-            f"{run.latest_checkpoint} exists; pass resume=True (--resume) to continue it "
-            "or overwrite=True (--overwrite) to start over"
-        )
+    dataset = SDFDataset(run.data if data is None else data)
     device = select_device(device)
-    if train_config.amp != "none" and device.type != "cuda":
-        log.warning("amp=%r needs CUDA; training in float32 on %s", train_config.amp, device)
-    threads = torch.get_num_threads()
-    if train_config.num_threads is not None:
-        torch.set_num_threads(train_config.num_threads)
-    try:
-        with process_group(device) as (rank, world, device):
-            return _fit(dataset, run, model_config, train_config, ckpt, device, rank, world, progress)
-    finally:
-        torch.set_num_threads(threads)
+    writer = int(os.environ.get("RANK", "0")) == 0
+    with run.lock("train") if writer else contextlib.nullcontext():
+        ckpt = None
+        if resume:
+            ckpt = read_checkpoint(run.require_checkpoint(), fix="start over with overwrite=True (--overwrite)")
+            _check_resume(ckpt, model_config, train_config, dataset, run.latest_checkpoint)
+        elif run.latest_checkpoint.exists() and not overwrite:
+            raise FileExistsError(
+                f"{run.latest_checkpoint} exists; pass resume=True (--resume) to continue it "
+                "or overwrite=True (--overwrite) to start over"
+            )
+        staged = overwrite and run.latest_checkpoint.exists()
+        if train_config.amp != "none" and device.type != "cuda":
+            log.warning("amp=%r needs CUDA; training in float32 on %s", train_config.amp, device)
+        threads = torch.get_num_threads()
+        if train_config.num_threads is not None:
+            torch.set_num_threads(train_config.num_threads)
+        try:
+            with process_group(device) as (rank, world, device):
+                return _fit(dataset, run, model_config, train_config, ckpt, device, rank, world, progress, staged)
+        finally:
+            torch.set_num_threads(threads)
 
 
 class Trainer:
@@ -550,7 +540,14 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
 
 
-def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) -> dict:
+def _record_configs(run: RunDir, model_config, tc, dataset, device, world) -> None:
+    """The ``model`` and ``train`` sections of ``config.json``: what ``latest.pt`` was trained with."""
+    run.update_config("model", model_config.to_dict())
+    run.update_config("train", {**tc.to_dict(), "data": run.record_path(dataset.folder), "device": str(device),
+                                "world_size": world})
+
+
+def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress, staged) -> dict:
     trainer = Trainer(dataset, model_config, tc, device=device, rank=rank, world=world)
     start, history, seconds, points_done = 0, [], 0.0, 0
     if ckpt is not None:
@@ -559,43 +556,65 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) ->
         seconds, points_done = float(ckpt["stats"]["seconds"]), int(ckpt["stats"]["points"])
         torch.set_rng_state(ckpt["rng"]["torch"])
     writer = rank == 0
-    if writer:
-        run.update_config("model", model_config.to_dict())
-        run.update_config("train", {**tc.to_dict(), "data": str(dataset.folder.resolve()), "device": str(device),
-                                    "world_size": world})
-    fresh = ckpt is None  # a fresh run clears stale snapshots of an overwritten one at its first save
+    # An overwrite trains aside: checkpoints and log go to a hidden folder beside checkpoints/ until the end.
+    tmp, made = temporary_folder(run.checkpoints) if writer and staged else (None, [])
+    folder = tmp if staged else run.checkpoints
+    log_path = folder / run.train_log.name if staged else run.train_log
+    fresh = ckpt is None and not staged  # a fresh run clears stale snapshots at its first save
+    saved = start if ckpt is not None else None
     bar = tqdm(range(start, tc.epochs), desc="train", unit="epoch", initial=start, total=tc.epochs,
                disable=not (progress and writer))
     t_start = time.perf_counter()
-    for epoch in bar:
-        row = trainer.run_epoch(epoch)
-        points_done += row.pop("points")
-        elapsed = seconds + time.perf_counter() - t_start
-        history.append({**row, "seconds": round(elapsed, 3)})
-        bar.set_postfix(loss=f"{row['loss']:.4f}")
-        last = epoch + 1 == tc.epochs
-        if writer and ((epoch + 1) % tc.checkpoint_every == 0 or last):
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "model_config": model_config.to_dict(),
-                "train_config": tc.to_dict(),
-                "data": dataset.fingerprint(),
-                **trainer.state(),
-                "epoch": epoch + 1,
-                "log": history,
-                "stats": {"seconds": elapsed, "points": points_done, "world_size": world, "device": str(device)},
-                "rng": {"torch": torch.get_rng_state()},
-            }
-            if fresh:
-                for old in run.checkpoints.glob("epoch*.pt"):
-                    old.unlink()
-                fresh = False
-            save_checkpoint(run.epoch_checkpoint(epoch + 1), state, overwrite=True)
-            save_checkpoint(run.latest_checkpoint, state, overwrite=True)
-            _write_log(run.root / LOG_FILE, history)
+    epoch = start
+    try:
+        for epoch in bar:
+            row = trainer.run_epoch(epoch)
+            points_done += row.pop("points")
+            elapsed = seconds + time.perf_counter() - t_start
+            history.append({**row, "seconds": round(elapsed, 3)})
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            last = epoch + 1 == tc.epochs
+            if writer and ((epoch + 1) % tc.checkpoint_every == 0 or last):
+                state = {
+                    "format": FORMAT,
+                    "model_config": model_config.to_dict(),
+                    "train_config": tc.to_dict(),
+                    "data": dataset.fingerprint(),
+                    **trainer.state(),
+                    "epoch": epoch + 1,
+                    "log": history,
+                    "stats": {"seconds": elapsed, "points": points_done, "world_size": world, "device": str(device)},
+                    "rng": {"torch": torch.get_rng_state()},
+                }
+                if fresh:
+                    for old in run.checkpoints.glob("epoch*.pt"):
+                        old.unlink()
+                    fresh = False
+                save_checkpoint(folder / run.epoch_checkpoint(epoch + 1).name, state, overwrite=True)
+                save_checkpoint(folder / run.latest_checkpoint.name, state, overwrite=True)
+                _write_log(log_path, history)
+                if not staged:
+                    _record_configs(run, model_config, tc, dataset, device, world)
+                saved = epoch + 1
+    except BaseException as err:
+        if tmp is not None:
+            discard_folder(tmp, made)
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        if staged:
+            kept = f"the previous model in {run.root} is unchanged (the new training was discarded)"
+        elif saved:
+            kept = f"the last checkpoint (epoch {saved}) is intact; resume with --resume"
+        else:
+            kept = "no checkpoint was written yet; start again"
+        raise Interrupted(f"interrupted at epoch {epoch + 1}; {kept}") from None
+    if writer and staged:
+        swap_in(tmp, run.checkpoints)
+        os.replace(run.checkpoints / run.train_log.name, run.train_log)
+        _record_configs(run, model_config, tc, dataset, device, world)
     seconds_total = seconds + time.perf_counter() - t_start
-    fit = _training_metrics(tc.epochs, {"seconds": seconds_total, "points": points_done}, history,
-                            trainer.module.decoder)
+    fit = training_metrics(tc.epochs, {"seconds": seconds_total, "points": points_done}, history,
+                           trainer.module.decoder.n_parameters())
     summary = {
         **fit,
         "n_sequences": dataset.n_sequences,
@@ -605,192 +624,7 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress) ->
         "world_size": world,
     }
     if writer:
+        run.drop_metrics(_DOWNSTREAM)
         run.update_metrics("train", fit)
     return summary
-
-
-def _training_metrics(epochs: int, stats: dict, history: list[dict], decoder: Decoder) -> dict:
-    """The ``train`` metrics of the fit itself, from its stats (``seconds``, ``points``) and log."""
-    return {
-        "epochs": epochs,
-        "seconds": stats["seconds"],
-        "points_per_second": stats["points"] / stats["seconds"] if stats["seconds"] > 0 else 0.0,
-        "final_loss": history[-1]["loss"] if history else None,
-        "n_parameters": decoder.n_parameters(),
-    }
-
-
-def load_trained(run, *, device=None) -> tuple[Decoder, torch.Tensor, list[str], dict]:
-    """The trained decoder and codes of a run.
-
-    Parameters
-    ----------
-    run : RunDir or path-like
-    device : str or torch.device, optional
-
-    Returns
-    -------
-    decoder : Decoder
-        In eval mode, on ``device``.
-    codes : Tensor, shape (S, L)
-        One row per training sequence, in the order of ``names``.
-    names : list of str
-    info : dict
-        ``epoch``, ``model_config``, ``train_config``, ``data`` (names,
-        frame count, shape), ``stats`` (seconds, points, ...), ``log``.
-
-    Raises
-    ------
-    FileNotFoundError
-        No checkpoint.
-    ValueError
-        Corrupt, unsafe or inconsistent checkpoint.
-    """
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    path = run.require_checkpoint()
-    device = select_device(device)
-    ckpt = _require_training_checkpoint(load_checkpoint(path, map_location=device), path,
-                                        "train with `cellnb train` first")
-    config = DecoderConfig.from_dict(ckpt["model_config"])
-    decoder = Decoder(config)
-    try:
-        decoder.load_state_dict(ckpt["decoder"])
-    except RuntimeError as err:
-        raise ValueError(f"{path}: the weights do not match the saved model config {config} ({err})") from None
-    codes = ckpt["codes"]
-    names = list(ckpt["data"]["names"])
-    if codes.shape != (len(names), config.code_length):
-        raise ValueError(
-            f"{path}: codes of shape {tuple(codes.shape)} do not match {len(names)} sequences x {config.code_length}"
-        )
-    decoder.to(device).eval()
-    info = {k: ckpt[k] for k in ("epoch", "model_config", "train_config", "data", "stats", "log")}
-    return decoder, codes.to(device), names, info
-
-
-def _components(masks: np.ndarray) -> list[int]:
-    return [int(c) for c in component_counts(masks)]
-
-
-def reconstruct(
-    run,
-    *,
-    size=None,
-    frames: int | None = None,
-    data=None,
-    sequences=None,
-    chunk_points: int = 2**16,
-    device=None,
-    progress: bool = True,
-) -> dict:
-    """Decode the learned codes on a grid and score them against the training data.
-
-    At the training grid size and frame count, every sequence is compared
-    with its training masks (``sdf < 0``): Dice and IoU over the whole
-    sequence, mean ``|SDF error|`` where the true ``|SDF| <= 0.1`` (normalised
-    units, and voxels when the file records its scale), and the number of
-    connected components per frame.  The ``train`` section of
-    ``metrics.json`` is then rewritten with these scores and the training
-    numbers.  At another size or frame count only the reconstructions are
-    returned.
-
-    Parameters
-    ----------
-    run : RunDir or path-like
-    size : int or tuple of 3 ints, optional
-        Grid shape; default the training shape.
-    frames : int, optional
-        Frame count (evenly spaced in time); default the training count.
-    data : path-like, optional
-        SDF data set to score against; default the one recorded in the run's
-        config (else ``run/data``).
-    sequences : list of str, optional
-        Names of the sequences to decode; default all.
-    chunk_points : int
-        Points per network call.
-    device : str or torch.device, optional
-    progress : bool
-
-    Returns
-    -------
-    dict
-        ``n_sequences``, ``size``, ``frames``, ``names``, ``masks`` (name ->
-        bool array (T, D0, D1, D2)) and, when scored, ``dice_mean``,
-        ``iou_mean``, ``sdf_error_near_mean``, ``dice``, ``iou``,
-        ``sdf_error_near`` (per sequence), ``topology_sequences`` (sequences
-        whose true component count changes, e.g. dividing cells),
-        ``topology_kept`` (those whose reconstruction has the same count in
-        every frame), ``components_match`` (all sequences whose
-        reconstruction has the true count in every frame), ``components``
-        (name -> [true counts, reconstructed counts]) and the training numbers ``n_parameters``, ``epochs``,
-        ``points_per_second``, ``seconds``, ``final_loss`` (as :func:`train` wrote them).
-    """
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    decoder, codes, names, info = load_trained(run, device=device)
-    train_shape = tuple(info["data"]["shape"])
-    train_frames = int(info["data"]["n_frames"])
-    shape = train_shape if size is None else grid_shape(size)
-    n_t = train_frames if frames is None else int(frames)
-    picks = names if sequences is None else list(sequences)
-    unknown = [n for n in picks if n not in names]
-    if unknown:
-        raise ValueError(f"sequences {unknown} are not in the run; known: {names}")
-    scored = shape == train_shape and n_t == train_frames
-    dataset = None
-    if scored:
-        recorded = run.read_config().get("train", {}).get("data")
-        candidates = [Path(data)] if data is not None else [Path(p) for p in (recorded, run.data) if p]
-        folder = next((c for c in candidates if c.is_dir()), None)
-        if folder is None:
-            raise FileNotFoundError(
-                f"the training data ({', '.join(map(str, candidates))}) is gone, so the reconstruction cannot be "
-                "scored; pass data=FOLDER, or a size/frame count other than the training one to skip scoring"
-            )
-        dataset = SDFDataset(folder)
-        if dataset.fingerprint() != info["data"]:
-            raise ValueError(f"data set {folder} is not the one the run was trained on ({info['data']['names']})")
-    times = time_coords(n_t)
-    out = {"n_sequences": len(picks), "size": list(shape), "frames": n_t, "names": picks, "masks": {}}
-    per = {"dice": {}, "iou": {}, "sdf_error_near": {}, "sdf_error_near_voxels": {}, "components": {}}
-    for name in tqdm(picks, desc="reconstruct", unit="seq", disable=not progress):
-        s = names.index(name)
-        sdf = evaluate_dense(decoder, codes[s], shape=shape, times=times, chunk_points=chunk_points,
-                             device=codes.device)
-        rec = sdf < 0
-        out["masks"][name] = rec
-        if not scored:
-            continue
-        truth_sdf = dataset.sequence(s)
-        truth = truth_sdf < 0
-        per["dice"][name] = dice(rec, truth)
-        per["iou"][name] = iou(rec, truth)
-        near = np.abs(truth_sdf) <= SURFACE_BAND
-        err = float(np.abs(sdf[near] - truth_sdf[near]).mean()) if near.any() else 0.0
-        per["sdf_error_near"][name] = err
-        scale = dataset.records[s].get("scale")
-        if scale:
-            per["sdf_error_near_voxels"][name] = err * float(scale)
-        per["components"][name] = [_components(truth), _components(rec)]
-    if not scored:
-        return out
-    changing = [n for n, (t, _) in per["components"].items() if len(set(t)) > 1]
-    kept = [n for n in changing if per["components"][n][0] == per["components"][n][1]]
-    metrics = {
-        **_training_metrics(int(info["epoch"]), info["stats"], info["log"], decoder),
-        "n_sequences": len(picks),
-        "size": list(shape),
-        "frames": n_t,
-        "dice_mean": float(np.mean(list(per["dice"].values()))),
-        "iou_mean": float(np.mean(list(per["iou"].values()))),
-        "sdf_error_near_mean": float(np.mean(list(per["sdf_error_near"].values()))),
-        "topology_sequences": len(changing),
-        "topology_kept": len(kept),
-        "components_match": sum(t == r for t, r in per["components"].values()),
-        **{k: v for k, v in per.items() if v},
-    }
-    if per["sdf_error_near_voxels"]:
-        metrics["sdf_error_near_voxels_mean"] = float(np.mean(list(per["sdf_error_near_voxels"].values())))
-    run.update_metrics("train", metrics)
-    out.update(metrics)
-    return out
 

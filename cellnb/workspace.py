@@ -1,23 +1,134 @@
-"""The on-disk layout of a run directory (the only module that knows it).
+"""The on-disk layouts of cellnb's folders (the only module that names their files).
 
-::
+A run directory::
 
     runs/<name>/
       config.json       resolved parameters of every step that ran
-      data/             SDF data set: one <sequence>.h5 per sequence
-      checkpoints/      latest.pt and epoch snapshots
-      generated/        synthetic sequences (h5 / tif / meshes / gif)
-      executed/         the executed notebooks
       metrics.json      numbers each step reports, one section per step
+      train_log.csv     one row per training epoch
+      data/             SDF data set (a :class:`DataDir`)
+      checkpoints/      latest.pt and epoch snapshots
+      generated/        one :class:`GeneratedDir` per generated set (e.g. gaussian/, export/)
+      descriptors/      descriptor tables (CSV) of real and generated sequences
+      figures/          figures of the last ``cellnb run`` of this data set
+      executed/         the executed notebooks
+      .lock             held while a cellnb process writes into the run
+
+A data set folder (``cellnb prepare --out``)::
+
+    <data>/
+      <sequence>.h5     one SDF sequence each (official layout, see cellnb.io)
+      dataset.json      source, parameters and per-sequence summary
+
+A generated set::
+
+    <out>/
+      summary.json               parameters, per-sequence timings and component counts
+      codes.npy                  the codes, (n, L) float32, row k = sequence k
+      sdf/<name>.h5              SDF in the official HDF5 layout       (format "h5")
+      masks/<name>/mask000.tif   label masks, Cell Tracking Challenge  (format "tiff")
+      meshes/<name>/frame000.ply zero level set per frame            (format "mesh")
+      gif/<name>.gif             3D render over time                   (format "gif")
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 from pathlib import Path
 
 from cellnb.io import read_json, write_json
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "DataDir", "GeneratedDir", "RunInUse"]
+
+
+class RunInUse(RuntimeError):
+    """Another cellnb process holds the run directory's lock."""
+
+
+class DataDir:
+    """A prepared SDF data set folder.
+
+    Parameters
+    ----------
+    root : path-like
+    """
+
+    SUMMARY = "dataset.json"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.root)!r})"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / self.SUMMARY
+
+    def sequence_path(self, name: str) -> Path:
+        return self.root / f"{name}.h5"
+
+    def files(self) -> list[Path]:
+        """The SDF files, sorted by name (may be empty)."""
+        return sorted(self.root.glob("*.h5"))
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary_path)
+
+    def family(self, default: str) -> str:
+        """The cell family its sequences record (``meta.family``), else ``default``."""
+        rows = self.read_summary().get("sequences") or [{}]
+        return (rows[0].get("meta") or {}).get("family", default)
+
+
+class GeneratedDir:
+    """A folder of generated sequences (``cellnb generate --out``).
+
+    Parameters
+    ----------
+    root : path-like
+    """
+
+    SUMMARY = "summary.json"
+    CODES = "codes.npy"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"GeneratedDir({str(self.root)!r})"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / self.SUMMARY
+
+    @property
+    def codes_path(self) -> Path:
+        return self.root / self.CODES
+
+    @property
+    def sdf(self) -> Path:
+        return self.root / "sdf"
+
+    def sdf_path(self, name: str) -> Path:
+        return self.sdf / f"{name}.h5"
+
+    def masks(self, name: str) -> Path:
+        return self.root / "masks" / name
+
+    def mesh_path(self, name: str, frame: int) -> Path:
+        return self.root / "meshes" / name / f"frame{frame:03d}.ply"
+
+    def gif_path(self, name: str) -> Path:
+        return self.root / "gif" / f"{name}.gif"
+
+    def sdf_files(self) -> list[Path]:
+        return sorted(self.sdf.glob("*.h5"))
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary_path)
 
 
 class RunDir:
@@ -28,6 +139,8 @@ class RunDir:
     root : path-like
         The run directory, e.g. ``runs/dividing``.
     """
+
+    EXPORT = "export"  # generated/ sub-folder of the one sequence notebook 03 exports in every format
 
     def __init__(self, root):
         self.root = Path(root)
@@ -44,12 +157,38 @@ class RunDir:
         return self.root / "data"
 
     @property
+    def data_dir(self) -> DataDir:
+        return DataDir(self.data)
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
     @property
     def generated(self) -> Path:
         return self.root / "generated"
+
+    def generated_set(self, name: str) -> GeneratedDir:
+        """The generated set ``generated/<name>`` (a strategy, or :data:`EXPORT`)."""
+        return GeneratedDir(self.generated / name)
+
+    def generated_sets(self) -> list[str]:
+        """Names of the generated sets that hold SDF files, sorted."""
+        if not self.generated.is_dir():
+            return []
+        return sorted(p.name for p in self.generated.iterdir() if GeneratedDir(p).sdf_files())
+
+    @property
+    def descriptors(self) -> Path:
+        return self.root / "descriptors"
+
+    def descriptor_table(self, name: str) -> Path:
+        """CSV of the descriptors of ``real`` or of a generated set."""
+        return self.descriptors / f"{name}.csv"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
 
     @property
     def executed(self) -> Path:
@@ -64,11 +203,36 @@ class RunDir:
         return self.root / "metrics.json"
 
     @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.csv"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    @property
     def latest_checkpoint(self) -> Path:
         return self.checkpoints / "latest.pt"
 
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch{epoch:05d}.pt"
+
+    def training_data(self) -> Path:
+        """The data folder the run's model was trained on (``config.json``), else ``data/``.
+
+        A folder inside the run is recorded relative to it, so a run directory
+        can be moved or copied and still finds its data.
+        """
+        recorded = self.read_config().get("train", {}).get("data")
+        return self.root / recorded if recorded else self.data
+
+    def record_path(self, path) -> str:
+        """How ``config.json`` records ``path``: relative to the run when inside it, else absolute."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
 
     def data_files(self) -> list[Path]:
         """The SDF files of the run's data set, sorted by name.
@@ -78,7 +242,7 @@ class RunDir:
         FileNotFoundError
             If there are none, saying which step makes them.
         """
-        files = sorted(self.data.glob("*.h5"))
+        files = self.data_dir.files()
         if not files:
             raise FileNotFoundError(
                 f"no SDF data set in {self.data}; run notebook 01_data_preparation "
@@ -95,12 +259,51 @@ class RunDir:
             )
         return self.latest_checkpoint
 
+    @contextlib.contextmanager
+    def lock(self, step: str):
+        """Hold the run's lock for the ``with`` block; refuse if another process holds it.
+
+        An advisory ``fcntl`` lock on ``.lock``: released by the OS when the
+        process ends, however it ends, so a killed run never leaves the
+        directory locked.
+
+        Raises
+        ------
+        RunInUse
+            If another process is writing into this run (its step and pid are named).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                raise RunInUse(
+                    f"run {self.root} is in use by {holder}; wait for it to finish or use another --run"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"cellnb {step} (pid {os.getpid()})".encode(), 0)
+            try:
+                yield self
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def read_metrics(self) -> dict:
         return read_json(self.metrics_path)
 
     def update_metrics(self, section: str, values: dict) -> dict:
         """Replace one section of ``metrics.json`` (atomically) and return the whole object."""
         return self._update(self.metrics_path, section, values)
+
+    def drop_metrics(self, sections) -> None:
+        """Remove sections of ``metrics.json`` that no longer describe the run (e.g. after retraining)."""
+        content = self.read_metrics()
+        if any(s in content for s in sections):
+            write_json(self.metrics_path, {k: v for k, v in content.items() if k not in sections}, overwrite=True)
 
     def read_config(self) -> dict:
         return read_json(self.config_path)

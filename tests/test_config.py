@@ -1,28 +1,74 @@
-"""Profiles, overrides and the run directory layout."""
+"""Profiles, typed config sections, overrides and the run directory layout."""
+
+import json
 
 import pytest
 
-from cellnb.config import PROFILES, load_profile
-from cellnb.model import PAPER, DecoderConfig
+from cellnb.config import profile_names
+from cellnb.generate import GenerateConfig
+from cellnb.model import PAPER
+from cellnb.prepare import DataConfig
+from cellnb.profile import PROFILES, SECTIONS, load_profile, parse_overrides
+from cellnb.train import TrainConfig
 from cellnb.workspace import RunDir
 
 
 def test_profiles_load_and_paper_profile_is_the_published_model():
+    assert PROFILES == profile_names() == ("paper", "quick")
     for name in PROFILES:
         profile = load_profile(name)
-        assert {"data", "model", "train", "generate"} <= set(profile)
-    assert DecoderConfig.from_dict(load_profile("paper")["model"]) == PAPER
-    assert load_profile("paper")["data"]["size"] == 256
+        assert set(profile.to_dict()) == {"profile", *SECTIONS}
+        json.dumps(profile.to_dict())
+    assert load_profile("paper").model == PAPER
+    assert load_profile("paper").data.size == 256
 
 
-def test_overrides_apply_and_typos_are_refused():
-    base = load_profile("quick")["data"]["size"]
+def test_profiles_hold_only_what_differs_from_the_defaults():
+    """One source of truth: a value a profile file repeats from the section's defaults is a second copy."""
+    from importlib import resources
+
+    for name in PROFILES:
+        text = json.loads(resources.files("cellnb").joinpath("profiles", f"{name}.json").read_text())
+        for section, values in text.items():
+            defaults = SECTIONS[section]().to_dict()
+            repeated = {k: v for k, v in values.items() if defaults[k] == v}
+            assert not repeated, f"{name}.json {section} repeats defaults {repeated}"
+
+
+def test_overrides_apply_and_typos_and_wrong_types_are_refused():
+    base = load_profile("quick").data.size
     p = load_profile("quick", {"data": {"size": base + 1}})
-    assert p["data"]["size"] == base + 1 and load_profile("quick")["data"]["size"] == base
-    with pytest.raises(ValueError, match="unknown parameter 'sizes'"):
+    assert p.data.size == base + 1 and load_profile("quick").data.size == base
+    with pytest.raises(ValueError, match=r"unknown data parameter\(s\) \['sizes'\]"):
         load_profile("quick", {"data": {"sizes": 16}})
+    with pytest.raises(ValueError, match=r"unknown profile section\(s\) \['trian'\]"):
+        load_profile("quick", {"trian": {"epochs": 16}})
     with pytest.raises(ValueError, match="unknown profile"):
         load_profile("fast")
+    with pytest.raises(ValueError, match="train.epochs must be an integer, got 'five'"):
+        load_profile("quick", {"train": {"epochs": "five"}})
+    with pytest.raises(ValueError, match="train.compile must be true or false, got 'yes'"):
+        load_profile("quick", {"train": {"compile": "yes"}})
+    with pytest.raises(ValueError, match="generate.formats must be a list of a string"):
+        load_profile("quick", {"generate": {"formats": "h5"}})
+    with pytest.raises(ValueError, match="data.seed must be a non-negative"):
+        load_profile("quick", {"data": {"seed": -1}})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_overrides("{train: 5}")
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        parse_overrides("[1]")
+
+
+def test_sections_are_frozen_checked_and_round_trip():
+    cfg = TrainConfig(epochs=7, clamp=0.2)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.replace(epochs=9).epochs == 9 and cfg.epochs == 7
+    with pytest.raises(AttributeError):
+        cfg.epochs = 3
+    assert TrainConfig(lr_decoder=1).lr_decoder == 1.0 and isinstance(TrainConfig(lr_decoder=1).lr_decoder, float)
+    assert GenerateConfig(formats=["h5", "gif"]).formats == ("h5", "gif")
+    with pytest.raises(ValueError, match="data.size must be at least 8"):
+        DataConfig(size=4)
 
 
 def test_run_dir_layout_and_metrics_sections(tmp_path):
@@ -36,3 +82,6 @@ def test_run_dir_layout_and_metrics_sections(tmp_path):
     run.update_metrics("data", {"n": 4})
     assert run.read_metrics() == {"data": {"n": 4}, "train": {"dice_mean": 0.9}}
     assert run.metrics_path == tmp_path / "r" / "metrics.json"
+    run.drop_metrics(["train", "generate"])
+    assert run.read_metrics() == {"data": {"n": 4}}
+    assert run.record_path(run.data) == "data" and run.record_path(tmp_path) == str(tmp_path.resolve())

@@ -43,11 +43,42 @@ def test_tiff_folder_round_trip(tmp_path, labels):
     folder.mkdir()
     for t, frame in enumerate(labels):
         tifffile.imwrite(folder / f"mask{t:03d}.tif", frame)
-    seq = datasets.read_tiff_sequence(folder, spacing=(2.0, 0.5, 0.5))
-    assert np.array_equal(seq.masks, labels > 0)
-    assert seq.name == "movie" and seq.spacing == (2.0, 0.5, 0.5)
-    one = datasets.read_tiff_sequence(folder, label=5, name="cell5")
+    with pytest.raises(ValueError, match=r"holds 2 labels \(1, 5\), i.e. several cells; pick one cell with label=N"):
+        datasets.read_tiff_sequence(folder)  # never merged into one cell silently
+    one = datasets.read_tiff_sequence(folder, label=5, name="cell5", spacing=(2.0, 0.5, 0.5))
     assert np.array_equal(one.masks, labels == 5) and one.name == "cell5" and one.meta["label"] == 5
+    assert one.spacing == (2.0, 0.5, 0.5)
+    only = tmp_path / "only"
+    only.mkdir()
+    for t, frame in enumerate(labels):
+        tifffile.imwrite(only / f"mask{t:03d}.tif", (frame == 1).astype(np.uint8))
+    seq = datasets.read_tiff_sequence(only)
+    assert np.array_equal(seq.masks, labels == 1) and seq.name == "only"
+
+
+def test_frames_are_read_in_numeric_order_not_string_order(tmp_path):
+    """mask0 ... mask11: string order would put mask10 and mask11 before mask2."""
+    folder = tmp_path / "movie"
+    folder.mkdir()
+    for t in range(12):
+        frame = np.zeros((4, 5, 6), np.uint8)
+        frame[1:3, 1:3, 1 : 2 + t % 5] = 1
+        frame[0, 0, 0] = t  # the frame number, read back below
+        tifffile.imwrite(folder / f"mask{t}.tif", frame, photometric="minisblack")
+    from cellnb.io import read_mask_stack
+
+    stack = read_mask_stack(folder)
+    assert stack[:, 0, 0, 0].tolist() == list(range(12))
+    (folder / "notes.tif").write_bytes((folder / "mask0.tif").read_bytes())
+    with pytest.raises(ValueError, match="notes.tif has no frame number"):
+        read_mask_stack(folder)
+
+
+def test_colour_volumes_are_refused(tmp_path):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((20, 20, 20, 3), np.uint8), photometric="rgb")
+    with pytest.raises(ValueError, match=r"colour \(RGB\) image"):
+        datasets.read_tiff_sequence(path)
 
 
 def test_multiframe_tiff_round_trip(tmp_path, labels):
@@ -74,7 +105,7 @@ def test_label_missing_in_a_frame_or_filling_it(tmp_path, labels):
     with pytest.raises(ValueError, match=r"empty in frame\(s\) \[1\]"):
         datasets.read_tiff_sequence(path, label=5)
     full = tmp_path / "full.tif"
-    tifffile.imwrite(full, np.ones((2, 4, 4, 4), dtype=np.uint8))
+    tifffile.imwrite(full, np.ones((2, 4, 4, 4), dtype=np.uint8), photometric="minisblack")
     with pytest.raises(ValueError, match="fills the whole volume"):
         datasets.read_tiff_sequence(full)
 

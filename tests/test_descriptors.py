@@ -14,14 +14,13 @@ from skimage.measure import regionprops
 from cellnb.descriptors import (
     DESCRIPTOR_COLUMNS,
     TABLE_COLUMNS,
-    component_counts,
     describe_frame,
     describe_path,
     describe_sequence,
     principal_axes,
 )
 from cellnb.io import write_ctc_masks, write_sdf_h5
-from cellnb.sdf import sequence_to_sdf
+from cellnb.sdf import component_counts, sequence_to_sdf
 
 OFFSET = (0.31, -0.17, 0.23)  # voxels: keeps analytic shapes off the grid's symmetry planes
 

@@ -19,6 +19,7 @@ import pyvista as pv
 import torch
 from scipy import ndimage
 
+import cellnb.export as export
 import cellnb.generate as gen
 from cellnb.generate import generate, sequence_name
 from cellnb.io import read_mask_stack, read_sdf_h5, write_sdf_h5
@@ -60,7 +61,8 @@ def analytic(monkeypatch):
 
 
 def listing(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    """Every file and folder below ``folder`` but the run's lock file (not an output)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != ".lock")
 
 
 def test_exports_match_the_analytic_shapes(run, analytic):
@@ -162,7 +164,7 @@ def test_missing_checkpoint_and_existing_output(run, analytic, tmp_path):
     assert listing(out) == ["keep.txt"]
     generate(run.root, n=1, frames=2, size=12, out=out, overwrite=True, progress=False)
     assert "keep.txt" not in listing(out) and "sdf/gaussian000.h5" in listing(out)
-    assert [p.name for p in run.root.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in run.root.iterdir() if p.name.startswith(".")] == [".lock"]
 
 
 def test_a_failure_midway_leaves_nothing_behind(run, analytic, monkeypatch):
@@ -174,8 +176,8 @@ def test_a_failure_midway_leaves_nothing_behind(run, analytic, monkeypatch):
             raise OSError("disk full")
         return write_ctc(folder, labels, **kwargs)
 
-    write_ctc = gen.write_ctc_masks
-    monkeypatch.setattr(gen, "write_ctc_masks", failing)
+    write_ctc = export.write_ctc_masks
+    monkeypatch.setattr(export, "write_ctc_masks", failing)
     before = listing(run.root)
     with pytest.raises(OSError, match="disk full"):
         generate(run.root, n=3, frames=2, size=12, formats=("h5", "tiff"), progress=False)
@@ -221,7 +223,8 @@ def test_two_processes_write_what_one_writes(tmp_path):
 def test_synthesis_figures():
     import matplotlib.pyplot as plt
 
-    from cellnb.field import evaluate_codes, volume_curve
+    from cellnb.field import evaluate_codes
+    from cellnb.mesh import volume_curve
     from cellnb.latent import interpolate_codes
     from cellnb.viz import synthesis
 

@@ -13,7 +13,6 @@ from cellnb.latent import (
     PERTURB_FRACTION,
     STRATEGIES,
     default_sigma,
-    fit_code,
     fit_gaussian,
     gaussian_codes,
     interpolate_codes,
@@ -21,6 +20,7 @@ from cellnb.latent import (
     random_codes,
     sample_codes,
 )
+from cellnb.reconstruct import fit_code
 from cellnb.sdf import grid_axes, time_coords
 from test_field import TINY_CLAMP, TINY_PARAMS, TINY_SCALE, TwoSpheres, one_thread, train_tiny, two_spheres  # noqa: F401
 

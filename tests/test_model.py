@@ -5,7 +5,10 @@ import math
 import pytest
 import torch
 
-from cellnb.model import PAPER, QUICK, Decoder, DecoderConfig
+from cellnb.model import PAPER, Decoder, DecoderConfig
+from cellnb.profile import load_profile
+
+QUICK = load_profile("quick").model
 
 
 def test_paper_architecture_has_published_parameter_count():
@@ -56,7 +59,7 @@ def test_coordinate_columns_of_the_first_layer_take_their_own_bound():
 
 def test_config_round_trip_and_validation():
     assert DecoderConfig.from_dict(PAPER.to_dict()) == PAPER
-    with pytest.raises(ValueError, match="unknown decoder config"):
+    with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \[.width.\]"):
         DecoderConfig.from_dict({"code_length": 4, "width": 3})
     with pytest.raises(ValueError, match="latent_in"):
         DecoderConfig(dims=(64, 64), latent_in=(5,))

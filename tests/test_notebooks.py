@@ -6,7 +6,7 @@ import re
 import nbformat
 import papermill
 import pytest
-from conftest import REPO, celegans_available
+from conftest import REPO, celegans_available, real_data_dir
 
 from cellnb.report import END, START
 from cellnb.runner import NOTEBOOK_PARAMETERS, NOTEBOOKS, run_all
@@ -56,9 +56,9 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
     datasets = ["dividing", "filopodial"] + (["celegans"] if celegans_available() else [])
     summary = run_all(
         profile="quick", runs=tmp_path / "runs", figures=tmp_path / "figures", datasets=datasets,
-        overrides=TINY, notebooks=NOTEBOOK_DIR, readme=readme, progress=False,
+        overrides=TINY, notebooks=NOTEBOOK_DIR, readme=readme, progress=False, data_dir=real_data_dir(),
     )
-    assert summary["datasets"] == datasets
+    assert summary["datasets"] == datasets and summary["skipped"] == {}
     for name in datasets:
         metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
         assert {"data", "train", "generate", "field", "descriptors"} <= set(metrics)
@@ -66,3 +66,26 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
         assert len(list((tmp_path / "figures").glob(f"{name}_*.png"))) >= 8
     text = readme.read_text()
     assert "old" not in text and "| dividing |" in text and "figures/dividing_" in text
+
+
+# The paper profile's parameters, shrunk to CPU size (issue 9: these key names must keep working).
+PAPER_TINY = {
+    "data": {"n_sequences": 2, "frames": 4, "size": 16},
+    "train": {"epochs": 2, "points_per_frame": 256, "frames_per_batch": 4},
+    "generate": {"n": 2, "frames": 4, "size": 16},
+}
+
+
+@pytest.mark.slow
+def test_paper_profile_runs_every_notebook_on_a_cpu(tmp_path):
+    """`cellnb run --profile paper --set PAPER_TINY` completes on a CPU, every notebook included."""
+    summary = run_all(
+        profile="paper", runs=tmp_path / "runs", figures=tmp_path / "figures", datasets=["dividing"],
+        overrides=PAPER_TINY, notebooks=NOTEBOOK_DIR, readme=None, progress=False,
+    )
+    assert summary["datasets"] == ["dividing"]
+    metrics = json.loads((tmp_path / "runs" / "dividing" / "metrics.json").read_text())
+    assert metrics["train"]["n_parameters"] == 216_137 and metrics["train"]["epochs"] == 2
+    assert {"data", "train", "generate", "field", "descriptors"} <= set(metrics)
+    config = json.loads((tmp_path / "runs" / "dividing" / "config.json").read_text())
+    assert config["train"]["lr_schedule"] == "step" and config["profile"] == "paper"

@@ -1,4 +1,4 @@
-"""cellnb.io.load_official: official checkpoints give the official output.
+"""cellnb.model.load_official: official checkpoints give the official output.
 
 The reference forward pass below is written from DESIGN.md's description of
 the official decoder (input ``cat(code, xyzt)``; a ``latent_in`` layer gets
@@ -15,7 +15,8 @@ import pytest
 import scipy.io
 import torch
 
-from cellnb.io import load_checkpoint, load_official
+from cellnb.io import load_checkpoint
+from cellnb.model import load_official
 from cellnb.model import PAPER
 
 OMEGA = 30.0

@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from cellnb.config import load_profile
 from cellnb.field import evaluate_dense
 from cellnb.io import write_sdf_h5
-from cellnb.model import QUICK, DecoderConfig
+from cellnb.checkpoint import load_trained
+from cellnb.model import DecoderConfig
+from cellnb.profile import load_profile
+from cellnb.reconstruct import reconstruct
 from cellnb.sdf import sequence_to_sdf, time_coords
 from cellnb.sampling import SDFDataset
-from cellnb.train import TrainConfig, Trainer, learning_rates, load_trained, reconstruct, train
+from cellnb.train import TrainConfig, Trainer, learning_rates, train
 from cellnb.workspace import RunDir
 from conftest import REPO, ball, celegans_available, real_data_dir
 
@@ -66,16 +68,16 @@ def weights(run):
 def test_config_round_trip_profiles_and_quick_preset():
     cfg = TrainConfig(epochs=7, clamp=0.2)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(ValueError, match="unknown training parameters"):
+    with pytest.raises(ValueError, match=r"unknown train parameter\(s\) \['epoch'\]"):
         TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="train.epochs must be an integer, got 'five'"):
+        TrainConfig.from_dict({"epochs": "five"})
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear")
     with pytest.raises(ValueError, match="frames_per_batch"):
         TrainConfig(frames_per_batch=0)
-    for profile in ("quick", "paper"):
-        TrainConfig.from_dict(load_profile(profile)["train"])
-    assert TrainConfig.from_dict(load_profile("quick")["train"]) == TrainConfig()  # defaults are the quick profile
-    assert DecoderConfig.from_dict(load_profile("quick")["model"]) == QUICK
+    assert load_profile("quick").train == TrainConfig()  # the defaults are the quick profile's
+    assert load_profile("paper").train.lr_schedule == "step"
 
 
 def test_learning_rate_schedules():
@@ -273,7 +275,8 @@ def test_frames_per_batch_must_split_evenly_between_processes(data):
 def test_two_processes_match_one(tmp_path, data, compile):
     overrides = {"model": TINY_MODEL, "train": {**TINY_TRAIN, "compile": compile}}
     one = RunDir(tmp_path / "one")
-    train(data, one, overrides=overrides, device="cpu", progress=False)
+    profile = load_profile("quick", overrides)
+    train(data, one, model_config=profile.model, train_config=profile.train, device="cpu", progress=False)
     two = RunDir(tmp_path / "two")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     # "--" keeps torchrun from reading the CLI's --run as an abbreviation of its own --run-path
@@ -296,7 +299,7 @@ def test_training_figures(tmp_path, data):
 
     run = RunDir(tmp_path / "run")
     tiny(run, data, epochs=2)
-    fig = plot_loss(run.root / "train_log.csv")
+    fig = plot_loss(run.train_log)
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [r["loss"] for r in load_trained(run)[3]["log"]],
                                rtol=1e-6)
@@ -319,15 +322,16 @@ def test_quick_profile_reconstructs_its_training_sequences(tmp_path, source, tar
     """Issue 3 quality targets: mean Dice >= 0.90 (phantoms) / 0.85 (C. elegans) on the quick profile."""
     from cellnb.prepare import prepare
 
-    data = load_profile("quick")["data"]
-    kwargs = {"n_sequences": data["n_sequences"], "frames": data["frames"], "size": data["size"], "seed": data["seed"]}
+    profile = load_profile("quick")
+    kwargs = {}
     if source == "celegans":
         if not celegans_available():
             pytest.skip("C. elegans data not available (set CELLNB_DATA_DIR)")
         kwargs.update(data_dir=real_data_dir(), frames=16)
-    prepare(source, tmp_path / "data", progress=False, **kwargs)
+    prepare(source, tmp_path / "data", profile.data, progress=False, **kwargs)
     run = RunDir(tmp_path / "run")
-    summary = train(tmp_path / "data", run, profile="quick", device="cpu", progress=False)
+    summary = train(tmp_path / "data", run, model_config=profile.model, train_config=profile.train, device="cpu",
+                    progress=False)
     m = reconstruct(run, progress=False)
     print(f"{source}: {summary['seconds']:.0f} s, Dice {m['dice_mean']:.3f}, "
           f"topology kept {m['topology_kept']}/{m['topology_sequences']}")

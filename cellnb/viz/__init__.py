@@ -1,1 +1,1 @@
-"""Figures: matplotlib plots and headless pyvista renders (see cellnb.viz.render)."""
+"""Figures: matplotlib plots of data, training, generated shapes and descriptors (3D renders come from cellnb.render)."""

@@ -8,8 +8,8 @@
 
 Inputs are SDF arrays (negative inside), e.g. from
 :func:`cellnb.field.evaluate_codes` or read back from generated ``.h5`` files;
-surfaces are :func:`cellnb.field.mesh_frame` meshes rendered off-screen by
-:mod:`cellnb.viz.render`.  Every function returns a matplotlib Figure.
+surfaces are :func:`cellnb.mesh.mesh_frame` meshes rendered off-screen by
+:mod:`cellnb.render`.  Every function returns a matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cellnb.field import mesh_frame
-from cellnb.viz.render import image_figure, render_grid
+from cellnb.mesh import mesh_frame
+from cellnb.render import render_grid
+from cellnb.viz.images import image_figure
 
 __all__ = [
     "render_sdf_grid",

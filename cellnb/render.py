@@ -9,13 +9,8 @@ work the same in a terminal, under papermill and in JupyterLab.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import imageio.v3 as iio
-import matplotlib.pyplot as plt
 import numpy as np
-
-from cellnb.io import atomic_path
 
 os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
 
@@ -28,7 +23,7 @@ pv.OFF_SCREEN = True
 vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
 pv.set_jupyter_backend("static")
 
-__all__ = ["CELL_COLOR", "render_mesh", "render_grid", "tile", "image_figure", "save_gif"]
+__all__ = ["CELL_COLOR", "render_mesh", "render_grid", "tile"]
 
 CELL_COLOR = "#d9a066"  # one colour for all cell surfaces, so figures compare
 _BACKGROUND = "white"
@@ -115,37 +110,3 @@ def render_grid(meshes, *, window_size=(240, 240), bounds=None, camera: str = "i
             bounds = tuple(np.ravel(np.stack([boxes[:, 0::2].min(axis=0), boxes[:, 1::2].max(axis=0)], axis=1)))
     images = [render_mesh(m, window_size=window_size, bounds=bounds, camera=camera) for r in rows for m in r]
     return tile(images, n_cols=n_cols)
-
-
-def image_figure(image: np.ndarray, *, title: str | None = None, row_labels=None, col_labels=None):
-    """A matplotlib figure showing a rendered image, with optional row and column labels.
-
-    Labels are placed evenly along the left and top edges, matching a grid made by
-    :func:`render_grid`.
-    """
-    h, w = image.shape[:2]
-    fig, ax = plt.subplots(figsize=(min(2.0 + w / 110.0, 16.0), min(0.6 + h / 110.0, 16.0)), constrained_layout=True)
-    ax.imshow(image)
-    ax.set_xticks([] if not col_labels else (np.arange(len(col_labels)) + 0.5) * w / len(col_labels))
-    ax.set_yticks([] if not row_labels else (np.arange(len(row_labels)) + 0.5) * h / len(row_labels))
-    if col_labels:
-        ax.set_xticklabels(col_labels, fontsize=8)
-        ax.xaxis.tick_top()
-    if row_labels:
-        ax.set_yticklabels(row_labels, fontsize=8)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return fig
-
-
-def save_gif(images, path, *, fps: float = 6.0, overwrite: bool = False) -> Path:
-    """Write RGB frames as a looping animated GIF, atomically."""
-    frames = [np.asarray(im, dtype=np.uint8) for im in images]
-    if not frames:
-        raise ValueError("images is empty; nothing to animate")
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
-    return Path(path)
