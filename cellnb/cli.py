@@ -122,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="new time-evolving shapes from latent codes")
     p.add_argument("--run", "--run-dir", dest="run", required=True, help="trained run (under torchrun: --run-dir)")
     p.add_argument("--n", type=_positive, default=None, help="number of sequences")
-    p.add_argument("--strategy", default=None, help="random|gaussian|perturb|interpolate")
+    p.add_argument("--strategy", default=None,
+                   help="recommended (the run's evaluation's choice)|random|gaussian|gmm|kde|perturb|interpolate")
     p.add_argument("--frames", type=_positive, default=None)
     p.add_argument("--size", type=_positive, default=None)
     p.add_argument("--seed", type=_seed, default=None)
-    p.add_argument("--sigma", type=float, default=None, help="noise scale of random/perturb codes")
+    p.add_argument("--scale", type=float, default=None, help="temperature of the latent model (default 1)")
     p.add_argument("--format", dest="formats", action="append", default=None,
                    help="h5|tiff|mesh|gif; repeat for several")
     p.add_argument("--method", default=None, choices=("narrow", "dense"))
@@ -204,7 +205,7 @@ def _generate(args) -> str:
     run = RunDir(args.run)
     run.require_checkpoint()
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
-    given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", sigma="sigma",
+    given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
                    method="method", formats="formats")
     s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, device=args.device,
                  progress=not args.quiet)

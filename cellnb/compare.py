@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from cellnb.descriptors import DESCRIPTOR_COLUMNS, describe_path
-from cellnb.io import atomic_path
-from cellnb.workspace import RunDir
+from cellnb.descriptors import DESCRIPTOR_COLUMNS
 
 __all__ = [
     "W1_MATCH",
@@ -43,7 +40,6 @@ __all__ = [
     "format_cell",
     "to_markdown",
     "reading",
-    "evaluate_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -422,50 +418,3 @@ def reading(report: dict) -> str:
             f"{shares['generated']:.0%} of the generated sequences have a plausible topology ({rule}){real_text}."
         )
     return " ".join(parts)
-
-
-def _write_table(table: pd.DataFrame, path) -> None:
-    with atomic_path(path, overwrite=True) as tmp:
-        table.to_csv(tmp, index=False)
-
-
-def evaluate_run(run, *, progress: bool = False) -> dict:
-    """Descriptors of a run's real and generated sequences and their comparison (notebook 05).
-
-    Every frame of the training data (O) and of each generated set (G,
-    ``generated/<strategy>/sdf``) is described; the tables go to
-    ``descriptors/<name>.csv`` and the :func:`comparison_report` of each set,
-    the best set by :func:`best_strategy` and the timing to the
-    ``descriptors`` section of ``metrics.json``.
-
-    Returns
-    -------
-    dict
-        ``family``, ``real`` (table), ``generated`` ({set: table}),
-        ``reports`` ({set: report}), ``best`` (set name) and ``seconds``.
-    """
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    sets = [s for s in run.generated_sets() if s != RunDir.EXPORT]
-    if not sets:
-        raise FileNotFoundError(f"no generated sequences in {run.generated}; run 03_latent_sampling "
-                                f"(or `cellnb generate --run {run.root}`) first")
-    run.data_files()
-    family = run.data_dir.family(default=run.name)
-    start = time.perf_counter()
-    real = describe_path(run.data, progress=progress)
-    generated = {s: describe_path(run.generated_set(s).sdf, progress=progress) for s in sets}
-    seconds = time.perf_counter() - start
-    n_frames = len(real) + sum(len(g) for g in generated.values())
-    reports = {s: comparison_report(real, g, family=family) for s, g in generated.items()}
-    best = best_strategy(reports)
-    with run.lock("describe"):
-        _write_table(real, run.descriptor_table("real"))
-        for s, g in generated.items():
-            _write_table(g, run.descriptor_table(f"generated_{s}"))
-        run.update_metrics("descriptors", {
-            "family": family, "strategies": reports, "best_strategy": best, "best": reports[best],
-            "headline_descriptors": list(HEADLINE_DESCRIPTORS),
-            "seconds": round(seconds, 2), "seconds_per_frame": round(seconds / n_frames, 4),
-        })
-    return {"family": family, "real": real, "generated": generated, "reports": reports, "best": best,
-            "seconds": seconds}

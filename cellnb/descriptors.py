@@ -361,7 +361,9 @@ def _sources(path: Path) -> list[Path]:
         return [path]
     sources = []
     for p in sorted(p for p in path.iterdir() if not p.name.startswith(".")):
-        if p.is_dir() or p.suffix.lower() in _SUFFIXES_SDF + _SUFFIXES_TIFF:
+        if p.is_dir() and not any(q.suffix.lower() in _SUFFIXES_TIFF for q in p.iterdir()):
+            logger.info("skipping folder %s: it holds no TIFF frames (describe it on its own)", p)
+        elif p.is_dir() or p.suffix.lower() in _SUFFIXES_SDF + _SUFFIXES_TIFF:
             sources.append(p)
         elif p.suffix.lower() != ".json":  # the summaries `cellnb prepare` and `generate` write beside their files
             logger.warning("skipping %s: neither a TIFF mask, an SDF file nor a folder of frames", p)

@@ -48,7 +48,7 @@ from cellnb.errors import Interrupted
 from cellnb.export import check_formats, export_sequence
 from cellnb.field import METHODS, evaluate, grid_shape, required_bytes
 from cellnb.io import check_writable_folder, discard_folder, swap_in, temporary_folder, write_json
-from cellnb.latent import STRATEGIES, default_sigma, sample_codes
+from cellnb.latent import STRATEGIES, LatentModel, sample_codes
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import component_counts, time_coords
 from cellnb.workspace import GeneratedDir, RunDir
@@ -56,6 +56,9 @@ from cellnb.workspace import GeneratedDir, RunDir
 __all__ = ["GenerateConfig", "generate", "sequence_name"]
 
 log = logging.getLogger(__name__)
+
+RECOMMENDED = "recommended"  # the strategy the run's evaluation recommends (its latent.npz)
+FALLBACK_STRATEGY = "gaussian"  # what "recommended" means before any evaluation
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,10 @@ class GenerateConfig(Config):
     ----------
     n : int
         Number of sequences.
-    strategy : {"random", "gaussian", "perturb", "interpolate"}
-        How codes are drawn (:mod:`cellnb.latent`).
+    strategy : {"recommended", "random", "gaussian", "gmm", "kde", "perturb", "interpolate"}
+        How codes are drawn (:mod:`cellnb.latent`); ``recommended``: the
+        latent model the run's evaluation chose (``latent.npz``, written by
+        :func:`cellnb.evaluate.evaluate_run`), else ``gaussian``.
     frames : int
         Frames per sequence, evenly spaced over network time [-1, 1] (any
         number, more or fewer than in training).
@@ -79,31 +84,33 @@ class GenerateConfig(Config):
         Field evaluation route (:mod:`cellnb.field`).
     formats : tuple of {"h5", "tiff", "mesh", "gif"}
         Exports (:mod:`cellnb.export`).
-    sigma : float or None
-        Noise scale of ``random``/``perturb``; None: from the spread of the
-        learned codes (:func:`cellnb.latent.default_sigma`).
+    scale : float
+        Temperature of the latent model: every component's standard
+        deviation times this (1: as fitted).
     strategies : tuple of str
-        The strategies notebook 03 generates and notebook 05 compares.
+        The generated sets notebook 03 makes and notebook 05 compares: a
+        strategy, or ``strategy@scale`` for another temperature (e.g. ``kde@0.5``).
     """
 
     n: int = 16
-    strategy: str = "gaussian"
+    strategy: str = RECOMMENDED
     frames: int = 12
     size: int = 48
     seed: int = 0
     method: str = "narrow"
     formats: tuple[str, ...] = ("h5",)
-    sigma: float | None = None
-    strategies: tuple[str, ...] = ("random", "gaussian", "perturb")
+    scale: float = 1.0
+    strategies: tuple[str, ...] = ("random", "gaussian", "gmm", "kde", "perturb")
 
     SECTION = "generate"
 
     def validate(self):
         if self.n < 1:
             raise ValueError(f"generate.n must be a positive number of sequences, got {self.n}")
-        for s in (self.strategy, *self.strategies):
-            if s not in STRATEGIES:
-                raise ValueError(f"unknown strategy {s!r}; use one of {', '.join(STRATEGIES)}")
+        if self.strategy != RECOMMENDED and self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; use {RECOMMENDED} or one of {', '.join(STRATEGIES)}")
+        for spec in self.strategies:
+            parse_set(spec)
         if self.frames < 1:
             raise ValueError(f"generate.frames must be at least 1, got {self.frames}")
         grid_shape(self.size)
@@ -112,8 +119,27 @@ class GenerateConfig(Config):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         check_formats(self.formats)
-        if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"generate.sigma must be a positive noise scale (or null for the default), got {self.sigma}")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"generate.scale must be a positive temperature, got {self.scale}")
+
+
+def set_name(strategy: str, scale: float = 1.0) -> str:
+    """Folder name of a generated set: the strategy, with ``@scale`` at another temperature than 1."""
+    return strategy if scale == 1.0 else f"{strategy}@{scale:g}"
+
+
+def parse_set(spec: str) -> tuple[str, float]:
+    """``"kde@0.5"`` -> ``("kde", 0.5)``; a plain strategy has scale 1."""
+    strategy, _, scale = spec.partition("@")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} in {spec!r}; use one of {', '.join(STRATEGIES)}")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"the scale in {spec!r} must be a positive number, e.g. {strategy}@0.5")
+    return strategy, value
 
 
 def sequence_name(strategy: str, index: int) -> str:
@@ -121,17 +147,47 @@ def sequence_name(strategy: str, index: int) -> str:
     return f"{strategy}{index:03d}"
 
 
-def _training_record(run: RunDir, info: dict) -> dict:
-    """Spacing, scale, clamp and family of the training data, or ``{}`` when the data set is gone."""
+def _training_records(run: RunDir, info: dict) -> list[dict]:
+    """Each training sequence's record (spacing, scale, clamp, meta), or ``[]`` when the data set is gone."""
     try:
         dataset = SDFDataset(run.training_data())
     except (FileNotFoundError, ValueError) as err:
         log.warning("training data not readable (%s); generated files record no physical spacing", err)
-        return {}
-    record = dict(dataset.records[0]) if dataset.records else {}
-    record["shape"] = list(info["data"]["shape"])
-    record["family"] = (record.get("meta") or {}).get("family")
-    return record
+        return []
+    return [{**r, "shape": list(info["data"]["shape"])} for r in dataset.records]
+
+
+def _size_column(codes: np.ndarray, records: list[dict]) -> dict | None:
+    """How the log voxel size of the training sequences joins their codes as one more column.
+
+    The column is the log size standardised to the codes' spread, so every
+    latent model (an isotropic ``random`` one included) draws sizes as
+    spread as the training ones, jointly with the shapes.  None when the
+    sizes are unknown or all equal (phantoms).
+    """
+    sizes = [r.get("spacing") for r in records]
+    if len(sizes) != len(codes) or any(not s for s in sizes):
+        return None
+    logs = np.log([float(s[0]) for s in sizes])
+    if np.ptp(logs) <= 1e-9:
+        return None
+    return {"mean": float(logs.mean()), "sd": float(logs.std()), "spread": float(codes.std()), "values": logs.tolist()}
+
+
+def _features(codes: np.ndarray, size: dict | None) -> np.ndarray:
+    if size is None:
+        return codes
+    column = (np.asarray(size["values"]) - size["mean"]) / size["sd"] * size["spread"]
+    return np.column_stack([codes, column])
+
+
+def _split_features(samples: np.ndarray, size: dict | None, code_length: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes and voxel sizes (or None) of samples drawn in the joint space of :func:`_features`."""
+    codes = np.ascontiguousarray(samples[:, :code_length], dtype=np.float32)
+    if size is None:
+        return codes, None
+    logs = samples[:, code_length] / size["spread"] * size["sd"] + size["mean"]
+    return codes, np.exp(logs)
 
 
 def _output_record(train: dict, shape) -> dict:
@@ -171,6 +227,35 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
     }
 
 
+def _resolve(run: RunDir, strategy: str) -> str:
+    """The strategy ``recommended`` stands for in this run (its latent model's), else the strategy itself."""
+    if strategy != RECOMMENDED:
+        return strategy
+    if run.latent_model.is_file():
+        return LatentModel.load(run.latent_model).strategy
+    log.info("no evaluation has recommended a latent model for %s yet; using %s", run.root, FALLBACK_STRATEGY)
+    return FALLBACK_STRATEGY
+
+
+def _draw(run: RunDir, config: GenerateConfig, learned: np.ndarray, records: list[dict]):
+    """``(strategy, samples, model, size column)``: the codes (and sizes) of a generated set.
+
+    ``recommended`` with an evaluated run samples the run's saved latent
+    model; any other strategy fits its model to the learned codes (and the
+    training sizes, :func:`_size_column`) now.
+    """
+    if config.strategy == RECOMMENDED and run.latent_model.is_file():
+        model = LatentModel.load(run.latent_model).with_scale(config.scale)
+        size = model.info.get("size")
+        return model.strategy, model.sample(config.n, rng=config.seed), model, size
+    strategy = _resolve(run, config.strategy)
+    size = _size_column(learned, records)
+    samples, model = sample_codes(strategy, _features(learned, size), config.n, scale=config.scale, rng=config.seed)
+    if model is not None:
+        model.info["size"] = size
+    return strategy, samples, model, size
+
+
 def _lock(run: RunDir, rank: int):
     """The run's lock, held by process 0 (the one that writes)."""
     return run.lock("generate") if rank == 0 else contextlib.nullcontext()
@@ -205,7 +290,7 @@ def generate(
         Run directory with a trained model (``cellnb train``).
     config : GenerateConfig, optional
         What to generate (number, strategy, frames, grid size, seed, route,
-        formats, noise scale); default :class:`GenerateConfig`'s defaults.
+        formats, temperature); default :class:`GenerateConfig`'s defaults.
     out : path-like, optional
         Output folder; default ``<run>/generated/<strategy>``.
     overwrite : bool
@@ -221,7 +306,8 @@ def generate(
     -------
     summary : dict
         ``out``, ``n``, ``strategy``, ``frames``, ``size``, ``method``,
-        ``formats``, ``seed``, ``sigma``, ``seconds`` (wall time of the call),
+        ``formats``, ``seed``, ``scale``, ``latent_model`` (its strategy and
+        how it was fitted), ``seconds`` (wall time of the call),
         ``seconds_per_sequence`` (mean), ``world_size``, ``record`` (spacing,
         scale, clamp of the new grid), ``family``, ``topology_plausible``
         (share of sequences whose component count over time is plausible for
@@ -249,7 +335,7 @@ def generate(
     config = (config or GenerateConfig()).replace(**params) if params else (config or GenerateConfig())
     shape, formats, n, frames = grid_shape(config.size), config.formats, config.n, config.frames
     run = run if isinstance(run, RunDir) else RunDir(run)
-    out = Path(out) if out is not None else run.generated / config.strategy
+    out = Path(out) if out is not None else run.generated / set_name(_resolve(run, config.strategy), config.scale)
     check_writable_folder(out, overwrite=overwrite)
     run.require_checkpoint()
     with process_group(select_device(device)) as (rank, world, device), _lock(run, rank):
@@ -257,25 +343,27 @@ def generate(
         needed = required_bytes(shape, frames, decoder=decoder, method=config.method)
         needed += frames * int(np.prod(shape)) * (2 if "tiff" in formats else 0)  # uint16 labels
         check_memory(needed, what=f"a sequence of {frames} frames of {shape}")
-        sigma = config.sigma
-        if sigma is None and config.strategy in ("random", "perturb"):
-            sigma = default_sigma(config.strategy, learned.cpu())
-        codes = sample_codes(config.strategy, learned.cpu(), n, sigma=sigma, rng=config.seed)
-        train_record = _training_record(run, info)
-        family = train_record.get("family") or "single"
-        record = _output_record(train_record, shape)
-        meta = {"strategy": config.strategy, "seed": config.seed, "sigma": sigma, "method": config.method,
+        records = _training_records(run, info)
+        family = (records[0].get("meta") or {}).get("family") if records else None
+        family = family or "single"
+        strategy, samples, model, size = _draw(run, config, learned.cpu().numpy().astype(np.float64), records)
+        codes, sizes = _split_features(samples, size, decoder.config.code_length)
+        base = records[0] if records else {}
+        meta = {"strategy": strategy, "scale": config.scale, "seed": config.seed, "method": config.method,
                 "run": str(run.root)}
+        record = _output_record(base, shape)
+        seq_records = [_output_record({**base, "spacing": [float(v)] * 3}, shape) if sizes is not None else record
+                       for v in (sizes if sizes is not None else range(n))]
         times = time_coords(frames)
         mine = list(range(rank, n, world))
         tmp, made = _shared_temporary_folder(out, rank, world)
         try:
             rows = []
-            with tqdm(total=len(mine) * len(times), desc=f"generate {config.strategy}", unit="frame",
+            with tqdm(total=len(mine) * len(times), desc=f"generate {strategy}", unit="frame",
                       disable=not progress or rank != 0) as bar:
                 for i in mine:
-                    name = sequence_name(config.strategy, i)
-                    seq_record = {**record, "source": f"generated:{config.strategy}",
+                    name = sequence_name(strategy, i)
+                    seq_record = {**seq_records[i], "source": f"generated:{strategy}",
                                   "meta": {**meta, "index": i, "family": family}}
                     rows.append(_one_sequence(decoder, torch.from_numpy(codes[i]), name=name, index=i, shape=shape,
                                               times=times, method=config.method, formats=formats,
@@ -290,13 +378,14 @@ def generate(
             summary = {
                 "out": str(out),
                 "n": n,
-                "strategy": config.strategy,
+                "strategy": strategy,
+                "scale": config.scale,
+                "latent_model": None if model is None else {"strategy": model.strategy, **model.info},
                 "frames": frames,
                 "size": list(shape),
                 "method": config.method,
                 "formats": list(formats),
                 "seed": config.seed,
-                "sigma": sigma,
                 "world_size": world,
                 "record": record,
                 "family": family,
@@ -307,6 +396,8 @@ def generate(
             if rank == 0:
                 folder = GeneratedDir(tmp)
                 np.save(folder.codes_path, codes)
+                if model is not None:
+                    model.save(folder.latent_model_path)
                 summary["seconds"] = time.perf_counter() - start
                 write_json(folder.summary_path, summary)
             if world > 1:

@@ -1,53 +1,90 @@
-"""Latent codes: sampling new ones and interpolating between learned ones.
+"""Latent codes: distributions fitted to the learned codes, sampling, likelihood, interpolation.
 
 A trained auto-decoder holds one learned code per training sequence (a
-matrix ``(M, L)``).  New time-evolving shapes come from new codes:
+matrix ``(M, L)``).  New time-evolving shapes come from new codes, drawn from
+a distribution fitted to the learned ones.  Every strategy but
+``interpolate`` is a Gaussian mixture (:class:`LatentModel`), so all sample
+the same way, report the log-likelihood of any code (e.g. a code fitted to
+an unseen cell), and take one knob, the temperature ``scale`` (every
+component's standard deviation times ``scale``):
 
 ``random``
-    i.i.d. ``N(0, sigma^2)`` entries, as in Wiesner et al. (2022), Sec. 3;
+    i.i.d. ``N(0, sigma^2)`` entries, sigma the spread of the learned codes
+    (Wiesner et al. 2022, Sec. 3);
 ``gaussian``
-    a multivariate normal fitted to the learned codes (mean and covariance,
-    the covariance shrunk towards a scaled identity, Ledoit & Wolf 2004, so it
-    stays well conditioned with few sequences);
+    one full-covariance normal, the covariance shrunk towards a scaled
+    identity by the Ledoit & Wolf (2004) estimate so it stays well conditioned
+    with few codes (``sklearn.covariance.LedoitWolf``);
+``gmm``
+    a Gaussian mixture whose number of components and covariance type are
+    chosen by the cross-validated log-likelihood of held-out codes
+    (``sklearn.mixture.GaussianMixture``, ``GridSearchCV``);
+``kde``
+    a kernel density: one Gaussian kernel per learned code with the shape of
+    the codes' (shrunk) covariance and a bandwidth chosen by 5-fold
+    cross-validated log-likelihood of held-out codes (``sklearn.neighbors.KernelDensity``
+    on whitened codes, ``GridSearchCV``);
 ``perturb``
-    learned codes plus small ``N(0, sigma^2)`` noise (the journal version's
-    recipe for the filopodial cells); sample ``k`` starts from learned code
-    ``k % M``;
+    learned codes plus isotropic noise of :data:`PERTURB_FRACTION` times their
+    spread (the journal version's recipe for the filopodial cells): a kernel
+    density with a small fixed bandwidth, so its samples stay close to
+    training codes;
 ``interpolate``
     a random point on the segment between two different learned codes.
 
-Sampling functions return ``float32`` arrays ``(n, L)`` and take ``rng`` (a
-seed or ``numpy.random.Generator``): the same seed gives the same codes.
+When a model cannot be fitted to so few codes, a simpler one is used and a
+warning names it (``kde``/``gmm`` -> ``gaussian`` -> ``random``); the model
+records it in ``fallback``.  Sampling takes ``rng`` (a seed or
+``numpy.random.Generator``): the same seed gives the same codes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
+from sklearn.covariance import LedoitWolf
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KernelDensity
+
+from cellnb.io import atomic_path
 
 __all__ = [
     "STRATEGIES",
+    "DENSITIES",
     "PERTURB_FRACTION",
-    "default_sigma",
-    "random_codes",
-    "fit_gaussian",
-    "gaussian_codes",
-    "perturbed_codes",
+    "LatentModel",
+    "fit_latent_model",
     "interpolate_codes",
     "sample_codes",
 ]
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("random", "gaussian", "perturb", "interpolate")
+DENSITIES = ("random", "gaussian", "gmm", "kde", "perturb")
+STRATEGIES = (*DENSITIES, "interpolate")
 # Default noise of ``perturb`` relative to the spread of the learned codes: small enough that a
 # perturbed code stays near its sequence, large enough to change the details.
 PERTURB_FRACTION = 0.25
+GMM_MAX_COMPONENTS = 6  # largest mixture the cross-validation may choose
+GMM_CODES_PER_COMPONENT = 8  # ... and at most one component per this many codes
+GMM_COVARIANCES = ("spherical", "diag", "tied")  # a full covariance per component needs far more codes than cells
+KDE_FOLDS = 5  # cross-validation folds of the KDE bandwidth
+KDE_BANDWIDTHS = np.geomspace(0.05, 2.0, 24)  # candidates, in units of the whitened codes' spread
+_MIN_CODES = {"random": 1, "gaussian": 2, "gmm": 2 * KDE_FOLDS, "kde": 2 * KDE_FOLDS, "perturb": 1}
+_FALLBACK = {"gmm": "gaussian", "kde": "gaussian", "gaussian": "random"}
 
 
-def _learned(learned, *, at_least: int = 1) -> np.ndarray:
+def _as_codes(learned, *, at_least: int = 1) -> np.ndarray:
     codes = np.asarray(learned.detach().cpu() if torch.is_tensor(learned) else learned, dtype=np.float64)
     if codes.ndim != 2 or codes.shape[1] < 1:
         raise ValueError(f"learned codes must be a matrix (M, L), got shape {codes.shape}")
@@ -64,104 +101,191 @@ def _count(n) -> int:
     return int(n)
 
 
-def _sigma(sigma) -> float:
-    if sigma is None or not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be a positive noise scale, got {sigma}")
-    return float(sigma)
-
-
-def default_sigma(strategy: str, learned) -> float:
-    """The noise scale used when none is given, from the spread of the learned codes.
-
-    ``random``: the standard deviation of all learned code entries (new codes
-    as spread as the learned ones); ``perturb``: :data:`PERTURB_FRACTION` of it.
-    Other strategies draw no isotropic noise; their value is unused.
-    """
-    spread = float(_learned(learned).std())
+def _spread(codes: np.ndarray) -> float:
+    spread = float(codes.std())
     if spread <= 0:
-        raise ValueError("the learned codes are all equal; give sigma explicitly")
-    return spread * (PERTURB_FRACTION if strategy == "perturb" else 1.0)
+        raise ValueError("the learned codes are all equal; there is no spread to sample from")
+    return spread
 
 
-def random_codes(n: int, code_length: int, *, sigma: float, rng=None) -> np.ndarray:
-    """``n`` codes with i.i.d. ``N(0, sigma^2)`` entries: ``(n, code_length)`` float32."""
-    n, sigma = _count(n), _sigma(sigma)
-    if int(code_length) != code_length or code_length < 1:
-        raise ValueError(f"code_length must be a positive integer, got {code_length}")
-    return np.random.default_rng(rng).normal(0.0, sigma, (n, int(code_length))).astype(np.float32)
+@dataclass
+class LatentModel:
+    """A Gaussian mixture over codes: ``sum_k w_k N(means_k, scale^2 covariances_k)``.
+
+    Attributes
+    ----------
+    strategy : str
+        The strategy it was fitted for (one of :data:`DENSITIES`).
+    weights : ndarray, shape (K,)
+    means : ndarray, shape (K, D)
+    covariances : ndarray, shape (K, D, D)
+    scale : float
+        Temperature: every component's standard deviation is multiplied by it.
+    info : dict
+        How it was fitted (chosen components, covariance type, bandwidth,
+        shrinkage, ``fallback`` when a simpler model was used).
+    """
+
+    strategy: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    scale: float = 1.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def _factors(self) -> np.ndarray:
+        """Cholesky factors of the scaled covariances, (K, D, D)."""
+        return np.linalg.cholesky(self.covariances) * self.scale
+
+    def sample(self, n: int, *, rng=None) -> np.ndarray:
+        """``n`` codes, float32 ``(n, D)``; the same seed gives the same codes."""
+        n, rng = _count(n), np.random.default_rng(rng)
+        component = rng.choice(len(self.weights), size=n, p=self.weights)
+        noise = rng.standard_normal((n, self.dim))
+        factors = self._factors()
+        out = self.means[component] + np.einsum("nij,nj->ni", factors[component], noise)
+        return out.astype(np.float32)
+
+    def log_likelihood(self, codes) -> np.ndarray:
+        """Log density of each of ``codes`` ``(n, D)`` under the model, ``(n,)``."""
+        x = _as_codes(codes)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"codes have {x.shape[1]} entries, the model {self.dim}")
+        factors = self._factors()
+        parts = []
+        for w, mean, chol in zip(self.weights, self.means, factors):
+            z = np.linalg.solve(chol, (x - mean).T)  # (D, n)
+            log_det = 2.0 * np.log(np.diag(chol)).sum()
+            parts.append(math.log(w) - 0.5 * (np.sum(z * z, axis=0) + log_det + self.dim * math.log(2 * math.pi)))
+        return logsumexp(np.stack(parts), axis=0)
+
+    def with_scale(self, scale: float) -> "LatentModel":
+        """The same model at another temperature."""
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive temperature, got {scale}")
+        return LatentModel(self.strategy, self.weights, self.means, self.covariances, float(scale), dict(self.info))
+
+    def save(self, path, *, overwrite: bool = True) -> Path:
+        """Write the model as arrays (``.npz``, no pickles: a model file is data, never code)."""
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, weights=self.weights, means=self.means, covariances=self.covariances,
+                         scale=np.float64(self.scale), strategy=np.str_(self.strategy),
+                         info=np.str_(json.dumps(self.info)))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> "LatentModel":
+        """Read a model written by :meth:`save` (with ``allow_pickle=False``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"latent model {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(str(z["strategy"]), z["weights"], z["means"], z["covariances"], float(z["scale"]),
+                           json.loads(str(z["info"])))
+        except (KeyError, ValueError, OSError) as err:
+            raise ValueError(f"{path} is not a latent model written by cellnb ({err})") from None
 
 
-def fit_gaussian(learned, *, shrinkage: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mean and shrunk covariance of codes ``(M, L)``, and the shrinkage used.
+def _isotropic(means: np.ndarray, sigma: float) -> np.ndarray:
+    return np.broadcast_to(sigma**2 * np.eye(means.shape[1]), (len(means), means.shape[1], means.shape[1])).copy()
 
-    The covariance is ``(1 - a) S + a (tr(S) / L) I`` with ``S`` the empirical
-    (1/M) covariance.  By default ``a`` in [0, 1] is the Ledoit & Wolf (2004)
-    estimate of the optimal shrinkage, which grows when ``M`` is small
-    compared with ``L`` (and keeps the covariance invertible for ``M <= L``).
+
+def _ledoit_wolf(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    lw = LedoitWolf().fit(codes)
+    return lw.location_, lw.covariance_, float(lw.shrinkage_)
+
+
+def _fit_gmm(codes: np.ndarray, rng: int) -> LatentModel:
+    """The mixture whose components and covariance type give held-out codes the highest likelihood.
+
+    Chosen by :data:`KDE_FOLDS`-fold cross-validated log-likelihood rather
+    than by BIC alone: with few codes in many dimensions, BIC rewards
+    components that collapse onto a handful of codes.
+    """
+    m, d = codes.shape
+    _, lw_cov, _ = _ledoit_wolf(codes)
+    reg = 1e-3 * float(np.trace(lw_cov)) / d  # keeps components of few codes from collapsing
+    grid = {"n_components": list(range(1, max(1, min(GMM_MAX_COMPONENTS, m // GMM_CODES_PER_COMPONENT)) + 1)),
+            "covariance_type": list(GMM_COVARIANCES)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(GaussianMixture(reg_covar=reg, random_state=rng), grid,
+                              cv=KFold(KDE_FOLDS, shuffle=True, random_state=rng)).fit(codes)
+    best = search.best_estimator_
+    covs = {"full": lambda g: g.covariances_,
+            "tied": lambda g: np.broadcast_to(g.covariances_, (g.n_components, d, d)).copy(),
+            "diag": lambda g: np.stack([np.diag(c) for c in g.covariances_]),
+            "spherical": lambda g: np.stack([c * np.eye(d) for c in g.covariances_])}[best.covariance_type](best)
+    info = {"components": int(best.n_components), "covariance_type": best.covariance_type,
+            "cv_log_likelihood": float(search.best_score_), "bic": float(best.bic(codes))}
+    return LatentModel("gmm", best.weights_, best.means_, covs, info=info)
+
+
+def _fit_kde(codes: np.ndarray) -> LatentModel:
+    mean, cov, shrinkage = _ledoit_wolf(codes)
+    chol = np.linalg.cholesky(cov)
+    white = np.linalg.solve(chol, (codes - mean).T).T  # unit covariance: one bandwidth fits every direction
+    search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": KDE_BANDWIDTHS},
+                          cv=KFold(KDE_FOLDS, shuffle=True, random_state=0)).fit(white)
+    h = float(search.best_params_["bandwidth"])
+    weights = np.full(len(codes), 1.0 / len(codes))
+    covs = np.broadcast_to(h**2 * cov, (len(codes), *cov.shape)).copy()
+    info = {"bandwidth": h, "shrinkage": shrinkage, "cv_log_likelihood": float(search.best_score_),
+            "bandwidth_at_grid_edge": bool(h in (KDE_BANDWIDTHS[0], KDE_BANDWIDTHS[-1]))}
+    return LatentModel("kde", weights, codes.copy(), covs, info=info)
+
+
+def fit_latent_model(strategy: str, learned, *, scale: float = 1.0, rng: int = 0) -> LatentModel:
+    """Fit the distribution of a strategy (:data:`DENSITIES`) to codes ``(M, D)``.
 
     Parameters
     ----------
-    learned : array-like, shape (M, L)
-        At least two codes.
-    shrinkage : float in [0, 1], optional
-        A fixed ``a`` instead of the estimate.
+    strategy : {"random", "gaussian", "gmm", "kde", "perturb"}
+    learned : array-like, shape (M, D)
+        Learned codes (optionally with extra columns, e.g. a size, sampled jointly).
+    scale : float
+        Temperature of the model (1: as fitted).
+    rng : int
+        Seed of the mixture fit (the fit is deterministic given it).
 
     Returns
     -------
-    mean : ndarray, shape (L,)
-    cov : ndarray, shape (L, L)
-    shrinkage : float
+    LatentModel
+        ``info["fallback"]`` names the reason when a simpler model was fitted.
     """
-    x = _learned(learned, at_least=2)
-    m, dim = x.shape
-    mean = x.mean(axis=0)
-    x = x - mean
-    cov = x.T @ x / m
-    mu = np.trace(cov) / dim
-    target = mu * np.eye(dim)
-    if shrinkage is None:
-        x2 = x**2
-        beta = (np.sum(x2.T @ x2) / m - np.sum(cov**2)) / m  # summed variance of the entries of S
-        delta = np.sum((cov - target) ** 2)  # squared distance of S from the target
-        shrinkage = 0.0 if delta == 0 else float(min(beta, delta) / delta)
-    elif not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage}")
-    return mean, (1.0 - shrinkage) * cov + shrinkage * target, float(shrinkage)
-
-
-def gaussian_codes(learned, n: int, *, shrinkage: float | None = None, rng=None) -> np.ndarray:
-    """``n`` codes from a normal distribution fitted to the learned codes (:func:`fit_gaussian`).
-
-    Parameters
-    ----------
-    learned : array-like, shape (M, L)
-        At least two learned codes.
-    n : int
-    shrinkage : float in [0, 1], optional
-        Weight of the scaled-identity target in the covariance; default the
-        Ledoit-Wolf estimate.
-    rng : int or numpy.random.Generator, optional
-
-    Returns
-    -------
-    codes : ndarray of float32, shape (n, L)
-    """
-    n = _count(n)
-    mean, cov, used = fit_gaussian(learned, shrinkage=shrinkage)
-    log.debug("Gaussian of the learned codes: shrinkage %.3f", used)
-    return np.random.default_rng(rng).multivariate_normal(mean, cov, size=n, method="eigh").astype(np.float32)
-
-
-def perturbed_codes(learned, n: int, *, sigma: float, rng=None) -> np.ndarray:
-    """Learned codes plus ``N(0, sigma^2)`` noise; sample ``k`` starts from learned code ``k % M``.
-
-    Returns
-    -------
-    codes : ndarray of float32, shape (n, L)
-    """
-    codes, n, sigma = _learned(learned), _count(n), _sigma(sigma)
-    base = codes[np.arange(n) % len(codes)]
-    return (base + np.random.default_rng(rng).normal(0.0, sigma, base.shape)).astype(np.float32)
+    if strategy not in DENSITIES:
+        raise ValueError(f"unknown strategy {strategy!r} for a latent model; use one of {', '.join(DENSITIES)}")
+    codes = _as_codes(learned)
+    asked, reason = strategy, None
+    while len(codes) < _MIN_CODES[strategy] and strategy in _FALLBACK:
+        reason = f"{asked} needs at least {_MIN_CODES[asked]} codes, got {len(codes)}; fitted {_FALLBACK[strategy]}"
+        strategy = _FALLBACK[strategy]
+    if reason:
+        warnings.warn(f"latent model: {reason} instead", UserWarning, stacklevel=2)
+    if strategy == "random":
+        means = np.zeros((1, codes.shape[1]))
+        model = LatentModel("random", np.ones(1), means, _isotropic(means, _spread(codes)))
+    elif strategy == "perturb":
+        sigma = PERTURB_FRACTION * _spread(codes)
+        model = LatentModel("perturb", np.full(len(codes), 1.0 / len(codes)), codes.copy(), _isotropic(codes, sigma),
+                            info={"sigma": sigma})
+    elif strategy == "gaussian":
+        mean, cov, shrinkage = _ledoit_wolf(codes)
+        model = LatentModel("gaussian", np.ones(1), mean[None], cov[None], info={"shrinkage": shrinkage})
+    elif strategy == "gmm":
+        model = _fit_gmm(codes, rng)
+    else:
+        model = _fit_kde(codes)
+    if reason:
+        model.info["fallback"] = reason
+    model.info["asked"] = asked
+    return model.with_scale(scale)
 
 
 def interpolate_codes(a, b, steps: int) -> np.ndarray:
@@ -180,40 +304,34 @@ def interpolate_codes(a, b, steps: int) -> np.ndarray:
     return ((1.0 - alpha) * a + alpha * b).astype(np.float32)
 
 
-def sample_codes(strategy: str, learned, n: int, *, sigma: float | None = None, rng=None) -> np.ndarray:
+def sample_codes(strategy: str, learned, n: int, *, scale: float = 1.0, rng=None) -> tuple[np.ndarray, LatentModel | None]:
     """``n`` new codes by one of :data:`STRATEGIES` (module docstring).
 
     Parameters
     ----------
-    strategy : {"random", "gaussian", "perturb", "interpolate"}
-    learned : array-like, shape (M, L)
-        The trained model's codes.
+    strategy : str
+    learned : array-like, shape (M, D)
+        The trained model's codes (and any extra columns sampled with them).
     n : int
-    sigma : float, optional
-        Noise scale of ``random`` and ``perturb``; default
-        :func:`default_sigma`.  Ignored by the other strategies.
+    scale : float
+        Temperature (:class:`LatentModel`); for ``interpolate`` unused.
     rng : int or numpy.random.Generator, optional
 
     Returns
     -------
-    codes : ndarray of float32, shape (n, L)
+    codes : ndarray of float32, shape (n, D)
+    model : LatentModel or None
+        The fitted model (None for ``interpolate``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    codes = _learned(learned)
-    if sigma is None:
-        sigma = default_sigma(strategy, codes) if strategy in ("random", "perturb") else None
-    elif strategy in ("random", "perturb"):
-        sigma = _sigma(sigma)
+    codes = _as_codes(learned)
     rng = np.random.default_rng(rng)
-    if strategy == "random":
-        return random_codes(n, codes.shape[1], sigma=sigma, rng=rng)
-    if strategy == "gaussian":
-        return gaussian_codes(codes, n, rng=rng)
-    if strategy == "perturb":
-        return perturbed_codes(codes, n, sigma=sigma, rng=rng)
+    if strategy != "interpolate":
+        model = fit_latent_model(strategy, codes, scale=scale, rng=int(rng.integers(2**31)))
+        return model.sample(n, rng=rng), model
     n = _count(n)
-    _learned(codes, at_least=2)
+    _as_codes(codes, at_least=2)
     pairs = np.array([rng.choice(len(codes), size=2, replace=False) for _ in range(n)])
     alpha = rng.uniform(0.0, 1.0, (n, 1))
-    return ((1.0 - alpha) * codes[pairs[:, 0]] + alpha * codes[pairs[:, 1]]).astype(np.float32)
+    return ((1.0 - alpha) * codes[pairs[:, 0]] + alpha * codes[pairs[:, 1]]).astype(np.float32), None

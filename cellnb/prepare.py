@@ -19,10 +19,12 @@ Sources are named as on the command line:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from cellnb import datasets, phantoms
@@ -33,9 +35,12 @@ from cellnb.sdf import component_counts, crop_to_cube, default_clamp, sequence_t
 from cellnb.sequence import MaskSequence
 from cellnb.workspace import DataDir, RunDir
 
-__all__ = ["DataConfig", "parse_source", "load_source", "write_dataset", "prepare"]
+__all__ = ["DataConfig", "MIN_SPLIT", "parse_source", "load_source", "split_sequences", "write_dataset", "prepare"]
+
+log = logging.getLogger(__name__)
 
 MIN_SIZE = 8  # smallest cube side (voxels) a cell shape fits in
+MIN_SPLIT = 4  # fewer sequences than this are too few to hold some out: all train, evaluation warns
 # Bytes per voxel of one frame while an SDF is made: the float32 SDF plus scipy's EDT work arrays
 # (float64 distances and int32 feature indices, inside and outside).
 _SDF_BYTES_PER_VOXEL = 4 + 2 * (8 + 3 * 4)
@@ -54,13 +59,18 @@ class DataConfig(Config):
     size : int
         Cube side in voxels.
     seed : int
-        Seed of the phantom batch.
+        Seed of the phantom batch and of the train / held-out split.
+    holdout : float
+        Share of the sequences held out from training (seeded, rounded to the
+        nearest count): realism is measured on them.  0 keeps them all for
+        training; data sets of fewer than :data:`MIN_SPLIT` sequences are not split.
     """
 
     n_sequences: int = 8
     frames: int = 12
     size: int = 48
     seed: int = 0
+    holdout: float = 0.25
 
     SECTION = "data"
 
@@ -73,6 +83,8 @@ class DataConfig(Config):
             raise ValueError(f"data.size must be at least {MIN_SIZE} voxels, got {self.size}")
         if self.seed < 0:
             raise ValueError(f"data.seed must be a non-negative integer, got {self.seed}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"data.holdout must be a share in [0, 1), got {self.holdout}")
 
     def required_bytes(self) -> int:
         """Estimated peak memory of preparing this data set: every mask, plus one sequence's SDF work."""
@@ -131,10 +143,32 @@ def load_source(source: str, config: DataConfig, *, data_dir=None, label: int | 
     return sequences
 
 
+def split_sequences(sequences: list, *, holdout: float, rng=None) -> tuple[list, list]:
+    """Split sequences, seeded, into training and held-out ones (``round(holdout * n)`` held out).
+
+    Fewer than :data:`MIN_SPLIT` sequences are not split (all train, with a warning).
+
+    Returns
+    -------
+    train, heldout : list
+        In their original order.
+    """
+    n = len(sequences)
+    k = int(round(holdout * n))
+    if holdout > 0 and n < MIN_SPLIT:
+        log.warning("%d sequences are too few to hold some out (at least %d are needed); all are used for "
+                    "training, and realism will be judged against the training set", n, MIN_SPLIT)
+        k = 0
+    k = min(max(k, 1 if holdout > 0 and n >= MIN_SPLIT else 0), n - 1)
+    held = set(np.random.default_rng(rng).permutation(n)[:k].tolist())
+    return [s for i, s in enumerate(sequences) if i not in held], [s for i, s in enumerate(sequences) if i in held]
+
+
 def write_dataset(
     sequences: list[MaskSequence],
     out,
     *,
+    heldout: list[MaskSequence] = (),
     source: str = "",
     clamp: float | None = None,
     overwrite: bool = False,
@@ -142,34 +176,38 @@ def write_dataset(
 ) -> list[Path]:
     """Convert mask sequences to normalised SDFs and write them as one data set folder.
 
-    One HDF5 file per sequence and ``dataset.json`` (per-sequence frames,
-    volumes and components), built in a temporary folder and swapped in
-    whole (:func:`cellnb.io.atomic_folder`).
+    One HDF5 file per training sequence, one per held-out sequence in
+    ``heldout/``, and ``dataset.json`` (per-sequence frames, volumes,
+    components and split), built in a temporary folder and swapped in whole
+    (:func:`cellnb.io.atomic_folder`).
 
     Returns
     -------
     list of Path
-        The ``.h5`` files, in the order of ``sequences``.
+        The training ``.h5`` files, in the order of ``sequences``.
     """
     folder = DataDir(out)
     if not sequences:
         raise ValueError("no sequences to write; check the source")
-    names = [seq.name for seq in sequences]
+    names = [seq.name for seq in (*sequences, *heldout)]
     if len(set(names)) != len(names):
         raise ValueError("sequence names must be unique; they become file names")
     rows = []
     with atomic_folder(folder.root, overwrite=overwrite) as tmp:
         staging = DataDir(tmp)
-        for seq in tqdm(sequences, desc="SDF", unit="seq", disable=not progress):
+        todo = [(seq, "train") for seq in sequences] + [(seq, "heldout") for seq in heldout]
+        for seq, split in tqdm(todo, desc="SDF", unit="seq", disable=not progress):
             seq_clamp = default_clamp(max(seq.shape)) if clamp is None else clamp
             sdf, scale = sequence_to_sdf(seq.masks, clamp=seq_clamp)
             record = {"name": seq.name, "source": source, "spacing": list(seq.spacing), "scale": scale,
                       "clamp": seq_clamp, "meta": seq.meta}
-            write_sdf_h5(staging.sequence_path(seq.name), sdf, record=record)
+            path = staging.sequence_path(seq.name) if split == "train" else staging.heldout_path(seq.name)
+            write_sdf_h5(path, sdf, record=record)
             volumes = seq.masks.reshape(seq.n_frames, -1).sum(axis=1)
             rows.append({
                 "name": seq.name,
-                "file": staging.sequence_path(seq.name).name,
+                "split": split,
+                "file": path.relative_to(staging.root).as_posix(),
                 "frames": seq.n_frames,
                 "shape": list(seq.shape),
                 "spacing": list(seq.spacing),
@@ -224,14 +262,18 @@ def prepare(source: str, out, config: DataConfig | None = None, *, data_dir=None
                                               f"{config.size}^3")
     check_writable_folder(folder, overwrite=overwrite)
     sequences = load_source(source, config, data_dir=data_dir, progress=progress)
-    paths = write_dataset(sequences, folder, source=source, clamp=clamp, overwrite=overwrite, progress=progress)
+    train, heldout = split_sequences(sequences, holdout=config.holdout, rng=(config.seed, 0x5917))
+    paths = write_dataset(train, folder, heldout=heldout, source=source, clamp=clamp, overwrite=overwrite,
+                          progress=progress)
     rows = DataDir(folder).read_summary()["sequences"]
     frames = sorted({row["frames"] for row in rows})
     summary = {
         "source": source,
         "folder": str(folder),
         "files": [str(p) for p in paths],
-        "n_sequences": len(paths),
+        "n_sequences": len(rows),
+        "n_train": len(train),
+        "n_heldout": len(heldout),
         "frames": frames[0] if len(frames) == 1 else frames,
         "size": config.size,
         "seconds": round(time.perf_counter() - start, 2),

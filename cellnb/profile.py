@@ -1,7 +1,7 @@
 """Named parameter profiles (``quick``, ``paper``) and overrides on top of them.
 
 A profile is a JSON file in ``cellnb/profiles/`` with one object per section
-(``data``, ``model``, ``train``, ``generate``, ``resample``) holding only the
+(``data``, ``model``, ``train``, ``generate``, ``resample``, ``evaluate``) holding only the
 parameters that differ from the section's defaults, which live in one place:
 the fields of the section's frozen config dataclass (:data:`SECTIONS`).  Any
 parameter can be overridden with a nested dict of the same shape; unknown
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from cellnb.config import merge, profile_names
+from cellnb.evaluate import EvaluateConfig
 from cellnb.generate import GenerateConfig
 from cellnb.model import DecoderConfig
 from cellnb.prepare import DataConfig
@@ -31,6 +32,7 @@ SECTIONS = {
     "train": TrainConfig,
     "generate": GenerateConfig,
     "resample": ResampleConfig,
+    "evaluate": EvaluateConfig,
 }
 
 
@@ -44,6 +46,7 @@ class Profile:
     train: TrainConfig
     generate: GenerateConfig
     resample: ResampleConfig
+    evaluate: EvaluateConfig
 
     def to_dict(self) -> dict:
         """``{"profile": name, section: {...}, ...}``: what a run records in ``config.json``."""

@@ -625,6 +625,7 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress, st
     }
     if writer:
         run.drop_metrics(_DOWNSTREAM)
+        run.latent_model.unlink(missing_ok=True)  # fitted to the old model's codes
         run.update_metrics("train", fit)
     return summary
 

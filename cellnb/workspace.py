@@ -6,6 +6,7 @@ A run directory::
       config.json       resolved parameters of every step that ran
       metrics.json      numbers each step reports, one section per step
       train_log.csv     one row per training epoch
+      latent.npz        the latent model the evaluation recommends (what generate draws from)
       data/             SDF data set (a :class:`DataDir`)
       checkpoints/      latest.pt and epoch snapshots
       generated/        one :class:`GeneratedDir` per generated set (e.g. gaussian/, export/)
@@ -17,14 +18,16 @@ A run directory::
 A data set folder (``cellnb prepare --out``)::
 
     <data>/
-      <sequence>.h5     one SDF sequence each (official layout, see cellnb.io)
-      dataset.json      source, parameters and per-sequence summary
+      <sequence>.h5     one training SDF sequence each (official layout, see cellnb.io)
+      heldout/<s>.h5    the sequences held out from training
+      dataset.json      source, parameters, split and per-sequence summary
 
 A generated set::
 
     <out>/
       summary.json               parameters, per-sequence timings and component counts
       codes.npy                  the codes, (n, L) float32, row k = sequence k
+      latent.npz                 the latent model they were drawn from
       sdf/<name>.h5              SDF in the official HDF5 layout       (format "h5")
       masks/<name>/mask000.tif   label masks, Cell Tracking Challenge  (format "tiff")
       meshes/<name>/frame000.ply zero level set per frame            (format "mesh")
@@ -67,12 +70,24 @@ class DataDir:
     def summary_path(self) -> Path:
         return self.root / self.SUMMARY
 
+    @property
+    def heldout(self) -> Path:
+        """Sequences held out from training (realism is judged on them)."""
+        return self.root / "heldout"
+
     def sequence_path(self, name: str) -> Path:
         return self.root / f"{name}.h5"
 
+    def heldout_path(self, name: str) -> Path:
+        return self.heldout / f"{name}.h5"
+
     def files(self) -> list[Path]:
-        """The SDF files, sorted by name (may be empty)."""
+        """The training SDF files, sorted by name (may be empty)."""
         return sorted(self.root.glob("*.h5"))
+
+    def heldout_files(self) -> list[Path]:
+        """The held-out SDF files, sorted by name (may be empty)."""
+        return sorted(self.heldout.glob("*.h5"))
 
     def read_summary(self) -> dict:
         return read_json(self.summary_path)
@@ -93,6 +108,7 @@ class GeneratedDir:
 
     SUMMARY = "summary.json"
     CODES = "codes.npy"
+    LATENT = "latent.npz"
 
     def __init__(self, root):
         self.root = Path(root)
@@ -107,6 +123,11 @@ class GeneratedDir:
     @property
     def codes_path(self) -> Path:
         return self.root / self.CODES
+
+    @property
+    def latent_model_path(self) -> Path:
+        """The latent model the set was drawn from (:class:`cellnb.latent.LatentModel`)."""
+        return self.root / self.LATENT
 
     @property
     def sdf(self) -> Path:
@@ -201,6 +222,11 @@ class RunDir:
     @property
     def metrics_path(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def latent_model(self) -> Path:
+        """The latent model the run's evaluation recommends: what ``generate`` draws from by default."""
+        return self.root / "latent.npz"
 
     @property
     def train_log(self) -> Path:
