@@ -3,7 +3,9 @@
 Every writer goes through :func:`atomic_path`: data are written to a
 temporary file next to the target and renamed when complete, so a killed run
 never leaves a half-written file, and an existing file is only replaced when
-``overwrite=True``.
+``overwrite=True``.  A writer of a whole folder (e.g. a Cell Tracking
+Challenge data set) builds it in :func:`atomic_folder`, a temporary folder
+beside the destination that replaces it only when the block succeeds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -24,6 +27,7 @@ import torch
 __all__ = [
     "SDF_DATASET",
     "atomic_path",
+    "atomic_folder",
     "write_json",
     "read_json",
     "write_sdf_h5",
@@ -65,6 +69,44 @@ def atomic_path(path, *, overwrite: bool = False):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(dest, *, overwrite: bool = False):
+    """Yield a temporary folder that replaces the folder ``dest`` when the block succeeds.
+
+    The temporary folder is created beside ``dest`` (same file system, so the
+    final rename is atomic).  If the block raises, the temporary folder is
+    removed and ``dest`` is left as it was; on success an existing ``dest`` is
+    moved aside, the new folder renamed into place, and the old one deleted.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dest`` exists and ``overwrite`` is False (checked before anything is written).
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                os.replace(old / dest.name, dest)
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def write_json(path, obj, *, overwrite: bool = True) -> Path:
