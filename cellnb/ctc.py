@@ -69,6 +69,7 @@ _LABEL_MAX = np.iinfo(LABEL_DTYPE).max
 _FRAME_NAME = re.compile(r"^(man_track|mask)(\d+)\.tiff?$", re.IGNORECASE)
 _LINEAGE_NAMES = {"man_track": "man_track.txt", "mask": "res_track.txt"}
 _MIN_DIGITS = 3  # t000.tif ... ; more digits only when the sequence needs them
+_ZLIB_LEVEL = 1  # label frames are mostly background: the fastest level compresses them well
 
 
 # ----------------------------------------------------------------------------- tracks tables
@@ -591,7 +592,8 @@ class DatasetWriter:
 
     def _write_tiff(self, path: Path, data: np.ndarray, *, compress: bool) -> None:
         with atomic_path(path) as tmp:
-            tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib" if compress else None, **self._tiff)
+            tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib" if compress else None,
+                             compressionargs={"level": _ZLIB_LEVEL} if compress else None, **self._tiff)
 
     def write_frame(self, t: int, image: np.ndarray, labels: np.ndarray, *, seg: np.ndarray | None = None) -> None:
         """Write frame ``t``: the image ``(Z, Y, X)`` (uint8 or uint16), its TRA labels and SEG labels.

