@@ -59,6 +59,7 @@ __all__ = [
     "DatasetWriter",
     "dataset_writer",
     "write_dataset",
+    "read_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -736,3 +737,33 @@ def write_dataset(dest, images, labels, tracks=None, *, seg=None, sequence: str 
             w.write_frame(t, images[t], labels[t], seg=None if seg is None else np.asarray(seg[t]))
         w.finish(tracks)
     return Path(dest)
+
+
+def read_dataset(dest, *, sequence: str = "01") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Read one sequence of a CTC data set: images, TRA labels and lineage.
+
+    Parameters
+    ----------
+    dest : path-like
+        Data set folder holding ``01/tNNN.tif`` and ``01_GT/TRA``.
+    sequence : str
+
+    Returns
+    -------
+    images : ndarray, shape (T, Z, Y, X)
+        In the files' dtype.
+    labels : ndarray of uint16, shape (T, Z, Y, X)
+    tracks : DataFrame
+    """
+    dest = Path(dest)
+    folder = dest / str(sequence)
+    files = {int(m.group(1)): p for p in folder.glob("t*.tif*") if (m := re.fullmatch(r"t(\d+)\.tiff?", p.name))}
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no images t000.tif ...; is {dest} a CTC data set?")
+    labels, tracks = read_sequence(dest / f"{sequence}_GT")
+    if sorted(files) != list(range(len(labels))):
+        raise ValueError(f"{folder} holds frames {sorted(files)[:5]}...; expected t000 ... for {len(labels)} frames")
+    images = np.stack([tifffile.imread(files[t]) for t in range(len(labels))])
+    if images.shape != labels.shape:
+        raise ValueError(f"images {images.shape} and labels {labels.shape} of {dest} differ in shape")
+    return images, labels, tracks

@@ -86,6 +86,7 @@ __all__ = [
     "calibrate_signal",
     "Population",
     "place_cells",
+    "load_sdf_sequences",
     "render",
     "render_folder",
 ]
@@ -1364,15 +1365,30 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
     return summary
 
 
-def _h5_sequences(files) -> list[MaskSequence]:
+def load_sdf_sequences(files, *, spacing=None) -> list[MaskSequence]:
+    """Cell masks (SDF < 0) of SDF sequence files (``cellnb generate`` / ``prepare``).
+
+    Parameters
+    ----------
+    files : list of path-like
+        ``.h5`` files read by :func:`cellnb.io.read_sdf_h5`.
+    spacing : tuple of 3 floats, optional
+        Voxel size (um) given to the masks; default each file's recorded
+        spacing (1 um, with a warning, when it records none).
+
+    Returns
+    -------
+    list of MaskSequence
+        Named after the files.
+    """
     sequences = []
     for path in files:
         sdf, record = read_sdf_h5(path)
-        spacing = record.get("spacing")
-        if not spacing:
+        own = spacing if spacing is not None else record.get("spacing")
+        if not own:
             log.warning("%s records no voxel size; taking 1 um voxels", path)
-            spacing = (1.0, 1.0, 1.0)
-        sequences.append(MaskSequence(sdf < 0, tuple(spacing), Path(path).stem))
+            own = (1.0, 1.0, 1.0)
+        sequences.append(MaskSequence(sdf < 0, _spacing3("spacing", own), Path(path).stem))
     return sequences
 
 
@@ -1428,7 +1444,7 @@ def render_folder(source, out, *, snr: float | None = None, spacing=None, seed: 
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     h5 = sorted(source.glob("*.h5")) or sorted(source.glob("sdf/*.h5"))
     if h5:
-        population = place_cells(_h5_sequences(h5), rng=np.random.default_rng([seed, _PLACEMENT_STREAM]))
+        population = place_cells(load_sdf_sequences(h5), rng=np.random.default_rng([seed, _PLACEMENT_STREAM]))
         mask_spacing = population.spacing
         labels, tracks = population, population.tracks
     else:

@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage
 from skimage import filters, morphology, segmentation
 
-from cellnb.sdf import CONNECTIVITY_26
+from cellnb.sdf import CONNECTIVITY_26, dice
 
-__all__ = ["smooth", "otsu_foreground", "segment_cells", "seg_scores", "seg_score"]
+__all__ = ["smooth", "otsu_foreground", "segment_cells", "seg_scores", "seg_score", "score_baseline"]
 
 _DEFAULT_SIGMA_VOXELS = 1.0  # smoothing sigma, in lateral voxels, when none is given
 _DEFAULT_SPLIT_VOXELS = 2.0  # h of the h-maxima markers, in lateral voxels, when none is given
@@ -157,3 +157,31 @@ def seg_score(reference, segmented) -> float:
     """CTC SEG: the mean of :func:`seg_scores` over all reference objects (NaN when there are none)."""
     scores = seg_scores(reference, segmented)
     return float(scores.mean()) if scores.size else float("nan")
+
+
+def score_baseline(images, reference, *, spacing=(1.0, 1.0, 1.0), sigma: float | None = None) -> dict:
+    """Run the baseline on every frame of a time-lapse and score it against the ground truth.
+
+    Parameters
+    ----------
+    images : ndarray, shape (T, Z, Y, X)
+    reference : ndarray of int, shape (T, Z, Y, X)
+        Ground-truth labels.
+    spacing : tuple of 3 floats
+        Voxel size (um).
+    sigma : float, optional
+        Smoothing sigma (um), as in :func:`segment_cells`.
+
+    Returns
+    -------
+    dict
+        ``seg`` (CTC SEG over all frames), ``dice_otsu`` (mean over frames of
+        the Dice of :func:`otsu_foreground` with the foreground), ``labels``
+        (the segmentation, int32 (T, Z, Y, X)).
+    """
+    images, reference = np.asarray(images), np.asarray(reference)
+    if images.ndim != 4 or images.shape != reference.shape:
+        raise ValueError(f"images {images.shape} and reference {reference.shape} must be (T, Z, Y, X) of one shape")
+    labels = np.stack([segment_cells(img, spacing=spacing, sigma=sigma) for img in images])
+    overlap = [dice(otsu_foreground(img, spacing=spacing, sigma=sigma), ref > 0) for img, ref in zip(images, reference)]
+    return {"seg": seg_score(reference, labels), "dice_otsu": float(np.mean(overlap)), "labels": labels}

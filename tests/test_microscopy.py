@@ -1,17 +1,23 @@
 """Synthetic microscopy: SNR measured on the written files by code of our own, PSF widths against the
 formulas, placement, seeds, the baseline segmentation and every bad input."""
 
+import json
 import math
 
+import nbformat
 import numpy as np
+import papermill
 import pytest
 import tifffile
 from scipy import ndimage, signal
 from skimage.filters import gaussian, threshold_otsu
 
+from conftest import REPO
+
 from cellnb import ctc, microscopy, phantoms, segmentation
 from cellnb.io import write_sdf_h5
 from cellnb.sdf import sequence_to_sdf
+from cellnb.viz.microscopy import plot_histograms, plot_seg_curve, plot_views
 
 SNRS = (1.0, 2.0, 4.0, 8.0)
 MASK_SPACING = (0.5, 0.5, 0.5)  # phantom voxels taken as 0.5 um: cells of about 15 um
@@ -389,3 +395,50 @@ def test_baseline_splits_touching_cells():
     assert labels.max() == 2
     truth = np.where(cells > 0, np.where(np.arange(50) < 24, 1, 2), 0)  # the balls meet at x = 23.5
     assert segmentation.seg_score(truth, labels) > 0.8
+
+
+def test_score_baseline_and_read_dataset(rendered):
+    folder, summary = rendered[8.0]
+    images, labels, tracks = ctc.read_dataset(folder)
+    own_images, own_seg, _, lineage = _read(folder)
+    np.testing.assert_array_equal(images, own_images)
+    np.testing.assert_array_equal(labels, own_seg)
+    assert {r.label: (r.begin, r.end, r.parent) for r in tracks.itertuples()} == lineage
+    scores = segmentation.score_baseline(images, labels, spacing=SPACING)
+    assert scores["labels"].shape == labels.shape
+    assert scores["seg"] == pytest.approx(segmentation.seg_score(labels, scores["labels"]))
+    assert scores["dice_otsu"] > 0.85
+
+
+def test_figures_of_the_notebook(rendered):
+    frames = {snr: ctc.read_dataset(rendered[snr][0])[0][1] for snr in (2.0, 8.0)}
+    labels = ctc.read_dataset(rendered[8.0][0])[1][1]
+    assert len(plot_views(frames, labels, spacing=SPACING).axes) == 9  # 2 SNRs + ground truth, 3 views each
+    assert len(plot_histograms(frames, labels).axes) == 2
+    assert len(plot_seg_curve([2, 4, 8], [0.5, 0.7, 0.8], dice=[0.6, 0.8, 0.9]).axes[0].lines) == 2
+
+
+def test_notebook_06_is_clean_and_declares_the_common_parameters():
+    path = REPO / "notebooks" / "06_synthetic_microscopy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    declared = papermill.inspect_notebook(str(path))
+    assert {"profile", "run_dir", "figures_dir", "name", "overrides"} <= set(declared)
+    assert all(p["help"] for p in declared.values())
+
+
+@pytest.mark.slow
+def test_notebook_06_runs_on_phantoms(tmp_path):
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "06_synthetic_microscopy.ipynb"), str(tmp_path / "06.ipynb"),
+        parameters={"run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "figures"), "name": "x",
+                    "curve_snrs": [], "n_cells": 2},
+        kernel_name="python3", progress_bar=False, cwd=str(REPO / "notebooks"),
+    )
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "x_microscopy_histogram.png", "x_microscopy_seg.png", "x_microscopy_views.png"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["microscopy"]
+    assert metrics["requested_snr"] == [2.0, 4.0, 8.0]
+    assert all(abs(a - r) / r < 0.1 for a, r in zip(metrics["achieved_snr"], metrics["requested_snr"]))
