@@ -110,6 +110,11 @@ _CALIBRATION_FRAMES = 3  # frames rendered noise-free to calibrate the signal (f
 _SNR_HEADROOM = 0.98  # a requested SNR must stay below this share of the highest reachable one
 _CLIP_SIGMAS = 5.0  # expected values plus this many noise sd must fit the detector's range
 _GAIN_ROUNDS = 4  # rounds of lowering the gain against clipping and re-solving the signal
+_GAIN_MARGIN = 0.9  # a lowered gain leaves this share of the detector's range to the brightest voxels
+_ROUNDING = 1e-9  # voxel counts n * a / b within this of a whole number are that number (float round-off)
+_PACKING = 2.0  # an automatic field offers this much area (Y x X) per unit of the cells' footprints
+_FIELD_GROWTH = 1.25  # an automatic field that holds no placement grows laterally by this factor ...
+_FIELD_GROWTH_ROUNDS = 8  # ... at most this many times
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -398,7 +403,7 @@ def _texture(coords, root: int, t: int, params: Stain, seed: int) -> np.ndarray:
 
 
 def stain_density(labels, *, spacing=(1.0, 1.0, 1.0), kind="cytoplasm", t: int = 0, seed: int = 0,
-          roots: dict | None = None) -> np.ndarray:
+                  roots: dict | None = None) -> np.ndarray:
     """Fluorophore density of one label frame (step 1 of the image formation).
 
     Parameters
@@ -578,7 +583,7 @@ def gaussian_psf(sigma, spacing, *, truncate: float = _PSF_TRUNCATE) -> np.ndarr
     spacing = _spacing3("spacing", spacing)
     factors = []
     for s, d in zip(sigma, spacing):
-        half = max(1, int(math.ceil(truncate * s / d)))
+        half = max(1, math.ceil(truncate * s / d))
         edges = (np.arange(-half, half + 2) - 0.5) * d / (s * math.sqrt(2.0))
         mass = np.diff(special.erf(edges)) / 2.0
         factors.append(mass / mass.sum())
@@ -663,7 +668,7 @@ def output_shape(shape, mask_spacing, spacing) -> tuple[int, int, int]:
     """
     mask_spacing = _spacing3("mask_spacing", mask_spacing)
     spacing = _spacing3("spacing", spacing)
-    return tuple(int(math.floor(n * a / b + 1e-9)) for n, a, b in zip(shape, mask_spacing, spacing))
+    return tuple(math.floor(n * a / b + _ROUNDING) for n, a, b in zip(shape, mask_spacing, spacing))
 
 
 def _check_sampling(shape, mask_spacing, spacing) -> tuple[int, int, int]:
@@ -1090,12 +1095,12 @@ def place_cells(sequences, *, shape=None, spacing=None, drift: float = 0.0, gap:
     else:
         field = _auto_field(footprints, gap) if shape is None else tuple(int(s) for s in shape)
         corners = None
-        for _ in range(8 if shape is None else 1):
+        for _ in range(_FIELD_GROWTH_ROUNDS if shape is None else 1):
             corners = _place_random(field, footprints, grown, gap, max_tries, rng, names,
                                     raise_on_failure=shape is not None)
             if corners is not None:
                 break
-            field = (field[0], int(math.ceil(field[1] * 1.25)), int(math.ceil(field[2] * 1.25)))
+            field = (field[0], math.ceil(field[1] * _FIELD_GROWTH), math.ceil(field[2] * _FIELD_GROWTH))
         if corners is None:
             raise ValueError(f"could not place {len(footprints)} cells without overlap; give a larger shape")
     placed = [_Placed(labels=c, corners=corner[None, :] + steps, name=nm)
@@ -1107,7 +1112,7 @@ def place_cells(sequences, *, shape=None, spacing=None, drift: float = 0.0, gap:
 def _auto_field(footprints, gap) -> tuple[int, int, int]:
     extents = np.array([f.shape for f in footprints])
     margin = 2 * (gap + 1)
-    side = math.sqrt(2.0 * float(np.sum(extents[:, 1] * extents[:, 2])))
+    side = math.sqrt(_PACKING * float(np.sum(extents[:, 1] * extents[:, 2])))
     return (int(extents[:, 0].max()) + margin,
             int(max(extents[:, 1].max(), side)) + margin,
             int(max(extents[:, 2].max(), side)) + margin)
@@ -1308,7 +1313,7 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
     background = background_field(shape_out, level=scope.background, variation=scope.background_variation,
                                   rng=np.random.default_rng([seed, _BACKGROUND_STREAM]))
     remaining = bleaching(np.arange(n_frames), scope.bleaching)
-    picks = sorted({int(round(x)) for x in np.linspace(0, n_frames - 1, min(_CALIBRATION_FRAMES, n_frames))})
+    picks = sorted({round(x) for x in np.linspace(0, n_frames - 1, min(_CALIBRATION_FRAMES, n_frames))})
     sampled = {}
     for t in picks:
         b, gt = renderer(t)
@@ -1324,7 +1329,7 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
         highest = gain * (peak + _CLIP_SIGMAS * math.sqrt(peak + scope.read_noise**2)) + scope.offset
         if highest <= top:
             break
-        gain *= 0.9 * (top - scope.offset) / (highest - scope.offset)
+        gain *= _GAIN_MARGIN * (top - scope.offset) / (highest - scope.offset)
         log.warning("gain lowered to %.4g ADU/e- so that the brightest voxels fit %d bits", gain, scope.bit_depth)
         level = calibrate_signal(scope.snr, nearest, remaining, read_noise=scope.read_noise, gain=gain)
 

@@ -152,7 +152,7 @@ def test_frame_digits_grow_for_long_sequences(tmp_path):
 
 def test_read_sequence_of_a_hand_made_folder(tmp_path):
     labels, tracks = _dividing_labels()
-    folder = _write_by_hand(tmp_path / "01_GT" / "TRA", labels, ["1 0 2 0", "2 3 5 1", "", "3 3 5 1", "4 1 5 0  "])
+    _write_by_hand(tmp_path / "01_GT" / "TRA", labels, ["1 0 2 0", "2 3 5 1", "", "3 3 5 1", "4 1 5 0  "])
     got, table = ctc.read_sequence(tmp_path / "01_GT")
     np.testing.assert_array_equal(got, labels)
     assert got.dtype == np.uint16

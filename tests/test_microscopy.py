@@ -9,10 +9,9 @@ import numpy as np
 import papermill
 import pytest
 import tifffile
+from conftest import REPO
 from scipy import ndimage, signal
 from skimage.filters import gaussian, threshold_otsu
-
-from conftest import REPO
 
 from cellnb import ctc, microscopy, phantoms, segmentation
 from cellnb.io import write_sdf_h5
@@ -327,6 +326,14 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, kwargs, error, messa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_2d_time_lapse_given_as_3d_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="2D time-lapse"):
+        microscopy.render(np.ones((2, 40, 40), dtype=np.uint16), tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="2D time-lapse given as 3D"):
+        microscopy.render(np.ones((2, 1, 40, 40), dtype=np.uint16), tmp_path / "b", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_output_folder_needs_overwrite(tmp_path, population):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
@@ -363,7 +370,7 @@ def test_render_folder_from_generated_h5_and_from_a_ctc_folder(tmp_path):
     assert abs(np.mean([_ctc_snr(i, g) for i, g in zip(images, seg)]) - 5.0) < 0.5
     again = microscopy.render_folder(tmp_path / "from_h5", tmp_path / "from_ctc", snr=3.0, seed=1,
                                      spacing=summary["spacing"])
-    images2, seg2, _, lineage2 = _read(tmp_path / "from_ctc")
+    _, seg2, _, lineage2 = _read(tmp_path / "from_ctc")
     np.testing.assert_array_equal(seg2, seg)  # same grid: the ground truth is kept as it is
     assert lineage2 == lineage and again["mask_spacing"] == summary["spacing"]
     with pytest.raises(FileExistsError):
@@ -398,7 +405,7 @@ def test_baseline_splits_touching_cells():
 
 
 def test_score_baseline_and_read_dataset(rendered):
-    folder, summary = rendered[8.0]
+    folder, _ = rendered[8.0]
     images, labels, tracks = ctc.read_dataset(folder)
     own_images, own_seg, _, lineage = _read(folder)
     np.testing.assert_array_equal(images, own_images)

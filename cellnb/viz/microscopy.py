@@ -35,8 +35,8 @@ def _views(volume: np.ndarray, labels: np.ndarray):
     z = int(np.argmax((labels > 0).sum(axis=(1, 2))))
     y = int(np.argmax((labels > 0).sum(axis=(0, 2))))
     return [
-        ("XY slice z=%d" % z, volume[z], labels[z], "xy"),
-        ("XZ slice y=%d" % y, volume[:, y], labels[:, y], "xz"),
+        (f"XY slice z={z}", volume[z], labels[z], "xy"),
+        (f"XZ slice y={y}", volume[:, y], labels[:, y], "xz"),
         ("max projection along Z", volume.max(axis=0), labels.max(axis=0), "xy"),
     ]
 
@@ -90,7 +90,7 @@ def plot_histograms(images: dict, labels: np.ndarray, *, title: str | None = Non
     cell = np.asarray(labels) > 0
     for ax, (snr, image) in zip(axes[0], sorted(images.items(), reverse=True)):
         image = np.asarray(image)
-        width = max(1, int(round((int(image.max()) - int(image.min())) / _HISTOGRAM_BINS)))
+        width = max(1, round((int(image.max()) - int(image.min())) / _HISTOGRAM_BINS))
         bins = np.arange(int(image.min()), int(image.max()) + width + 1, width) - 0.5  # whole ADU per bin
         ax.hist(image[~cell], bins=bins, color="0.5", alpha=0.8, density=True, label="background")
         ax.hist(image[cell], bins=bins, color=_CONTOUR_COLOUR, alpha=0.7, density=True, label="cells")
