@@ -224,7 +224,9 @@ class Microscope:
 
 
 # The named presets.  "typical" marks a value typical of the kind of instrument, not
-# taken from a publication.  EGFP peaks: excitation 488 nm, emission 507 nm (Tsien,
+# taken from a publication.  widefield, confocal and lightsheet imitate no particular data
+# set and match no published statistics: they are typical instruments of their kind;
+# fluo-n3dh-ce imitates one CTC data set (see its comment).  EGFP peaks: excitation 488 nm, emission 507 nm (Tsien,
 # Annu. Rev. Biochem. 67:509, 1998).  Detector noise follows the Poisson-Gaussian model
 # of raw data (Foi et al., IEEE Trans. Image Process. 17:1737, 2008).
 PRESETS = {
