@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from cellnb import microscopy, phantoms
+from cellnb.population import place_cells
 from cellnb.sequence import MaskSequence
 
 __all__ = ["make_cells", "make_field", "main"]
@@ -60,7 +61,7 @@ def make_cells(n_frames: int, *, seed: int = 0) -> list[MaskSequence]:
 def make_field(cells: list[MaskSequence], n_frames: int, *, seed: int = 0):
     """The cells' first ``n_frames`` frames placed in the benchmark field."""
     cut = [MaskSequence(c.masks[:n_frames], c.spacing, c.name) for c in cells]
-    return microscopy.place_cells(cut, shape=FIELD, drift=DRIFT, rng=seed)
+    return place_cells(cut, shape=FIELD, drift=DRIFT, rng=seed)
 
 
 def _render(population, folder: Path, preset: str) -> tuple[float, float, dict]:
@@ -130,8 +131,9 @@ def main(argv=None) -> int:
     print(f"optics of one {FIELD} frame, median of {args.rounds} alternating rounds:")
     for name, value in optics.items():
         print(f"  {name:<22} {value:8.3f} s   {value / optics['fft']:7.1f}x the FFT time")
-    met = seconds < TARGET_SECONDS * args.frames / 30
-    print(f"target: {args.frames} frames in under {TARGET_SECONDS * args.frames / 30:.0f} s: {'met' if met else 'MISSED'}")
+    met = seconds < TARGET_SECONDS * args.frames / 30  # the target scaled to the frames rendered
+    limit = TARGET_SECONDS * args.frames / 30
+    print(f"target: {args.frames} frames in under {limit:.0f} s: {'met' if met else 'MISSED'}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "frames": args.frames, "field": list(FIELD), "preset": args.preset, "seconds": seconds,

@@ -155,7 +155,9 @@ def read_lineage(path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"lineage file {path} does not exist; a CTC sequence needs man_track.txt or res_track.txt")
+        raise FileNotFoundError(
+            f"lineage file {path} does not exist; a CTC sequence needs man_track.txt or res_track.txt"
+        )
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
@@ -564,7 +566,8 @@ def _imagej_kwargs(spacing) -> dict:
     if spacing is None:
         return {}
     dz, dy, dx = (float(s) for s in spacing)
-    return {"imagej": True, "resolution": (1.0 / dx, 1.0 / dy), "metadata": {"spacing": dz, "unit": "um", "axes": "ZYX"}}
+    metadata = {"spacing": dz, "unit": "um", "axes": "ZYX"}
+    return {"imagej": True, "resolution": (1.0 / dx, 1.0 / dy), "metadata": metadata}
 
 
 class DatasetWriter:
@@ -614,7 +617,9 @@ class DatasetWriter:
         shape = self._shape or image.shape
         for name, array in (("image", image), ("labels", labels), ("seg", seg)):
             if array.ndim != 3 or array.shape != shape:
-                raise ValueError(f"{name} of frame {t} has shape {array.shape}; every frame must be 3D of shape {shape}")
+                raise ValueError(
+                    f"{name} of frame {t} has shape {array.shape}; every frame must be 3D of shape {shape}"
+                )
             if name != "image" and (array.min(initial=0) < 0 or array.max(initial=0) > _LABEL_MAX):
                 raise ValueError(f"{name} of frame {t} holds labels outside 0..{_LABEL_MAX}")
         self._shape = shape

@@ -1,10 +1,11 @@
 """A classical baseline segmentation of fluorescence images, and the CTC SEG measure to score it.
 
-The baseline (scikit-image): Gaussian smoothing, a global Otsu threshold, holes filled, small objects removed, and a watershed on the
-distance transform to split touching cells (markers: h-maxima of the
-distance, so a neck between two cells splits them and a noisy boundary does
-not).  Lengths are in micrometres and follow the images' voxel size, so the
-same settings work on anisotropic stacks.
+The baseline (scikit-image): Gaussian smoothing, a global Otsu threshold,
+holes filled, small objects removed, and a watershed on the distance
+transform to split touching cells (markers: h-maxima of the distance, so a
+neck between two cells splits them and a noisy boundary does not).  Lengths
+are in micrometres and follow the images' voxel size, so the same settings
+work on anisotropic stacks.
 
 The SEG measure of the Cell Tracking Challenge (Maška et al., Bioinformatics
 30:1609, 2014; Ulman et al., Nature Methods 14:1141, 2017): a reference
@@ -21,19 +22,13 @@ from scipy import ndimage
 from skimage import filters, morphology, segmentation
 
 from cellnb.sdf import CONNECTIVITY_26, dice
+from cellnb.sequence import check_spacing
 
 __all__ = ["smooth", "otsu_foreground", "segment_cells", "seg_scores", "seg_score", "score_baseline"]
 
 _DEFAULT_SIGMA_VOXELS = 1.0  # smoothing sigma, in lateral voxels, when none is given
 _DEFAULT_SPLIT_VOXELS = 2.0  # h of the h-maxima markers, in lateral voxels, when none is given
 _DEFAULT_MIN_VOXELS = 27  # objects smaller than a 3 x 3 x 3 cube are noise
-
-
-def _spacing(spacing) -> np.ndarray:
-    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
-    if not np.all(np.isfinite(spacing) & (spacing > 0)):
-        raise ValueError(f"spacing must be three positive voxel sizes (Z, Y, X) in um, got {tuple(spacing)}")
-    return spacing
 
 
 def _image(image) -> np.ndarray:
@@ -58,7 +53,7 @@ def smooth(image, *, spacing=(1.0, 1.0, 1.0), sigma: float | None = None) -> np.
     -------
     ndarray of float32, shape (Z, Y, X)
     """
-    spacing = _spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     sigma = _DEFAULT_SIGMA_VOXELS * spacing[2] if sigma is None else float(sigma)
     if not sigma > 0:
         raise ValueError(f"sigma must be a positive length in um, got {sigma}")
@@ -94,7 +89,7 @@ def segment_cells(image, *, spacing=(1.0, 1.0, 1.0), sigma: float | None = None,
     labels : ndarray of int32, shape (Z, Y, X)
         0 background, 1..n cells.
     """
-    spacing = _spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     foreground = ndimage.binary_fill_holes(otsu_foreground(image, spacing=spacing, sigma=sigma))
     components, _ = ndimage.label(foreground, structure=CONNECTIVITY_26)
     sizes = np.bincount(components.ravel())

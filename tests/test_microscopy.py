@@ -15,6 +15,7 @@ from skimage.filters import gaussian, threshold_otsu
 
 from cellnb import ctc, microscopy, phantoms, segmentation
 from cellnb.io import write_sdf_h5
+from cellnb.population import place_cells
 from cellnb.sdf import sequence_to_sdf
 from cellnb.viz.microscopy import plot_histograms, plot_seg_curve, plot_views
 
@@ -52,7 +53,7 @@ def _dice(a, b):
 @pytest.fixture(scope="module")
 def population():
     seqs = phantoms.make_batch("dividing", 4, size=40, frames=N_FRAMES, rng=0)
-    return microscopy.place_cells(seqs, spacing=MASK_SPACING, drift=0.5, rng=1)
+    return place_cells(seqs, spacing=MASK_SPACING, drift=0.5, rng=1)
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +276,7 @@ def test_cells_are_placed_without_overlap_and_drift(population):
         assert (labels[t] > 0).sum() == sum(int(s.masks[t].sum()) for s in seqs)
     grown = ndimage.binary_dilation(labels[0] == 1, iterations=1)
     assert set(np.unique(labels[0][grown])) <= {0, 1}  # at least one free voxel around a cell
-    still = microscopy.place_cells(seqs, spacing=MASK_SPACING, drift=0.0, rng=1)
+    still = place_cells(seqs, spacing=MASK_SPACING, drift=0.0, rng=1)
     for pop, moved in ((still, 0.0), (population, 0.5 * (N_FRAMES - 1) / MASK_SPACING[0])):
         field = np.asarray(pop)
         roots = microscopy.lineage_roots(pop.tracks)
@@ -289,13 +290,13 @@ def test_cells_are_placed_without_overlap_and_drift(population):
 def test_placement_refuses_what_cannot_be_placed():
     seqs = phantoms.make_batch("dividing", 2, size=32, frames=2, rng=0)
     with pytest.raises(ValueError, match="masks overlap when placed"):
-        microscopy.place_cells(seqs, shape=(40, 80, 80), positions=[(20, 40, 40), (20, 45, 45)])
+        place_cells(seqs, shape=(40, 80, 80), positions=[(20, 40, 40), (20, 45, 45)])
     with pytest.raises(ValueError, match="could not place cell"):
-        microscopy.place_cells(seqs * 3, shape=(22, 30, 30), rng=0)
+        place_cells(seqs * 3, shape=(22, 30, 30), rng=0)
     with pytest.raises(ValueError, match="more than the field"):
-        microscopy.place_cells(seqs, shape=(10, 80, 80))
+        place_cells(seqs, shape=(10, 80, 80))
     with pytest.raises(ValueError, match="frame count"):
-        microscopy.place_cells([seqs[0], phantoms.make_sequence("dividing", size=32, frames=3)])
+        place_cells([seqs[0], phantoms.make_sequence("dividing", size=32, frames=3)])
 
 
 # ----------------------------------------------------------------------------- bad input
