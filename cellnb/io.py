@@ -132,13 +132,18 @@ def discard_folder(tmp, made=()) -> None:
 def swap_in(tmp, dest) -> Path:
     """Move the finished folder ``tmp`` to ``dest``; an old ``dest`` is deleted only after the move."""
     tmp, dest = Path(tmp), Path(dest)
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / dest.name)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old)
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return dest
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    os.replace(dest, old / dest.name)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old / dest.name, dest)  # the old folder goes back where it was
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
     return dest
 
 

@@ -6,7 +6,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MaskSequence"]
+__all__ = ["MaskSequence", "check_spacing"]
+
+
+def check_spacing(spacing, *, name: str = "spacing") -> tuple[float, float, float]:
+    """A voxel size (Z, Y, X) as three positive floats; a single number applies to all three axes.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for anything but three positive finite numbers.
+    """
+    values = np.asarray(spacing, dtype=float)
+    if values.ndim == 0:
+        values = np.repeat(values, 3)
+    if values.shape != (3,) or not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"{name} must be three positive voxel sizes (Z, Y, X), got {spacing}")
+    return tuple(float(v) for v in values)
 
 
 @dataclass
@@ -42,10 +58,7 @@ class MaskSequence:
         if masks.shape[0] == 0:
             raise ValueError("masks has no frames; pass at least one frame")
         self.masks = masks.astype(bool, copy=False)
-        spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(self.spacing, dtype=float), (3,)))
-        if not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise ValueError(f"spacing must be three positive numbers (Z, Y, X), got {self.spacing}")
-        self.spacing = spacing
+        self.spacing = check_spacing(self.spacing)
 
     @property
     def n_frames(self) -> int:
