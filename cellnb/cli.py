@@ -1,4 +1,4 @@
-"""The ``cellnb`` command: prepare, train, reconstruct, generate, describe, run.
+"""The ``cellnb`` command: prepare, train, reconstruct, generate, describe, microscopy, run.
 
 Options left out take the profile's value (``--profile``, default ``quick``;
 ``generate`` defaults to the profile the run was trained with).  User errors
@@ -144,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     _common(p, profile=False, overrides=False)
 
+    p = sub.add_parser("microscopy", help="render label sequences into a synthetic microscopy data set (CTC layout)")
+    p.add_argument("--from", dest="source", required=True,
+                   help="generated .h5 sequences (e.g. RUN/generated/gaussian) or a CTC folder")
+    p.add_argument("--out", required=True, help="output data set folder (01/, 01_GT/SEG, 01_GT/TRA)")
+    p.add_argument("--preset", default="confocal", help="confocal|widefield|lightsheet|fluo-n3dh-ce")
+    p.add_argument("--snr", type=float, default=None, help="signal-to-noise ratio, CTC definition (default: the preset's)")
+    p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
+                   help="voxel size of the images in um (default: from the masks and the preset)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    _common(p, profile=False, overrides=False)
+
     p = sub.add_parser("run", help="the main job: every notebook for every data set, figures regenerated")
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
     p.add_argument("--figures", default="figures", help="where the figures go")
@@ -223,6 +235,14 @@ def _describe(args) -> str:
     return f"described {table['sequence'].nunique()} sequences, {len(table)} frames -> {args.out}"
 
 
+def _microscopy(args) -> str:
+    from cellnb.microscopy import render_folder
+
+    s = render_folder(args.source, args.out, snr=args.snr, spacing=args.spacing, seed=args.seed, preset=args.preset,
+                      overwrite=args.overwrite)
+    return f"rendered {s['shape'][0]} frames of {tuple(s['shape'][1:])} into {s['out']}: SNR {s['snr']:.2f}, CR {s['cr']:.2f}"
+
+
 def _run(args) -> str:
     from cellnb.runner import run_all
 
@@ -242,6 +262,7 @@ _HANDLERS = {
     "reconstruct": _reconstruct,
     "generate": _generate,
     "describe": _describe,
+    "microscopy": _microscopy,
     "run": _run,
 }
 

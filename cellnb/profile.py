@@ -1,7 +1,7 @@
 """Named parameter profiles (``quick``, ``paper``) and overrides on top of them.
 
 A profile is a JSON file in ``cellnb/profiles/`` with one object per section
-(``data``, ``model``, ``train``, ``generate``, ``resample``, ``evaluate``) holding only the
+(``data``, ``model``, ``train``, ``generate``, ``resample``, ``evaluate``, ``microscopy``) holding only the
 parameters that differ from the section's defaults, which live in one place:
 the fields of the section's frozen config dataclass (:data:`SECTIONS`).  Any
 parameter can be overridden with a nested dict of the same shape; unknown
@@ -21,6 +21,7 @@ from cellnb.generate import GenerateConfig
 from cellnb.model import DecoderConfig
 from cellnb.prepare import DataConfig
 from cellnb.reconstruct import ResampleConfig
+from cellnb.synthesis import MicroscopyConfig
 from cellnb.train import TrainConfig
 
 __all__ = ["PROFILES", "SECTIONS", "Profile", "load_profile", "parse_overrides"]
@@ -33,6 +34,7 @@ SECTIONS = {
     "generate": GenerateConfig,
     "resample": ResampleConfig,
     "evaluate": EvaluateConfig,
+    "microscopy": MicroscopyConfig,
 }
 
 
@@ -47,6 +49,7 @@ class Profile:
     generate: GenerateConfig
     resample: ResampleConfig
     evaluate: EvaluateConfig
+    microscopy: MicroscopyConfig
 
     def to_dict(self) -> dict:
         """``{"profile": name, section: {...}, ...}``: what a run records in ``config.json``."""

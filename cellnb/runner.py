@@ -49,6 +49,7 @@ NOTEBOOKS = (
     "03_latent_sampling",
     "04_temporal_resampling",
     "05_shape_descriptors",
+    "06_synthetic_microscopy",
 )
 
 _COMMON = ("profile", "run_dir", "figures_dir", "name", "overrides")
@@ -59,6 +60,7 @@ NOTEBOOK_PARAMETERS = {
     "03_latent_sampling": _COMMON,
     "04_temporal_resampling": _COMMON,
     "05_shape_descriptors": _COMMON,
+    "06_synthetic_microscopy": _COMMON,
 }
 
 

@@ -11,6 +11,7 @@ A run directory::
       checkpoints/      latest.pt and epoch snapshots
       generated/        one :class:`GeneratedDir` per generated set (e.g. gaussian/, export/)
       descriptors/      descriptor tables (CSV) of real and generated sequences
+      microscopy/snr<S>/ synthetic microscopy of generated cells, CTC layout (cellnb.synthesis)
       figures/          figures of the last ``cellnb run`` of this data set
       executed/         the executed notebooks
       .lock             held while a cellnb process writes into the run
@@ -206,6 +207,10 @@ class RunDir:
     def descriptor_table(self, name: str) -> Path:
         """CSV of the descriptors of ``real`` or of a generated set."""
         return self.descriptors / f"{name}.csv"
+
+    def microscopy(self, snr: float) -> Path:
+        """The synthetic microscopy data set (CTC layout) of notebook 06 at one SNR."""
+        return self.root / "microscopy" / f"snr{snr:g}"
 
     @property
     def figures(self) -> Path:

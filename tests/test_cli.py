@@ -53,3 +53,22 @@ def test_prepare_refuses_to_overwrite_existing_data(tmp_path):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(args[:-1] + ["--seed", "5", "--quiet"]) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_microscopy_command_renders_generated_sequences_and_refuses_bad_input(tmp_path):
+    from cellnb import phantoms
+    from cellnb.prepare import write_dataset
+
+    cells = phantoms.make_batch("dividing", 2, size=16, frames=3, rng=0)
+    write_dataset(cells, tmp_path / "sdf", progress=False)
+    out = tmp_path / "ctc"
+    args = ["microscopy", "--from", str(tmp_path / "sdf"), "--out", str(out), "--spacing", "2", "1", "1", "--quiet"]
+    assert main(args) == 0
+    assert (out / "01_GT" / "TRA" / "man_track.txt").is_file() and len(list((out / "01").glob("t*.tif"))) == 3
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for bad, message in [(["--snr", "0", "--overwrite"], "snr"), ([], "already exists")]:
+        proc = subprocess.run([sys.executable, "-m", "cellnb", *args[:9], *bad], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("cellnb microscopy: error:") and message in proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
