@@ -67,12 +67,14 @@ def listing(folder):
 
 def test_exports_match_the_analytic_shapes(run, analytic):
     size, frames = 40, 4
-    summary = generate(run.root, n=2, strategy="perturb", sigma=0.01, frames=frames, size=size, seed=3,
+    summary = generate(run.root, n=2, strategy="perturb", scale=0.4, frames=frames, size=size, seed=3,
                        formats=("h5", "tiff", "mesh", "gif"), progress=False)
-    out = run.generated / "perturb"
+    out = run.generated / "perturb@0.4"  # a temperature other than 1 is part of the set name
     assert summary["out"] == str(out) and summary["n"] == 2
     codes = np.load(out / "codes.npy")
-    np.testing.assert_allclose(codes, LEARNED[:2].numpy(), atol=0.05)  # perturbed learned codes 0 and 1
+    nearest = np.abs(codes[:, None] - LEARNED.numpy()[None]).max(axis=2).min(axis=1)
+    assert (nearest < 0.05).all()  # perturbed learned codes (noise sd 0.25 * 0.4 of the codes' spread)
+    assert summary["latent_model"]["strategy"] == "perturb" and (out / "latent.npz").is_file()
     spacing = TRAIN_SPACING * (TRAIN_SIZE - 1) / (size - 1)  # the training box, sampled more finely
     assert summary["record"]["spacing"] == pytest.approx([spacing] * 3)
     times = time_coords(frames)
@@ -96,7 +98,7 @@ def test_exports_match_the_analytic_shapes(run, analytic):
         assert len(listing(out / "meshes" / name)) == frames
     saved = json.loads((out / "summary.json").read_text())
     assert [s["n_evaluations"] > 0 for s in saved["sequences"]] == [True, True]
-    assert run.read_metrics()["generate"]["perturb"]["n"] == 2
+    assert run.read_metrics()["generate"]["perturb@0.4"]["n"] == 2
 
 
 def test_any_frames_and_size_and_the_dense_route_agree(run, analytic):
@@ -113,7 +115,7 @@ def test_any_frames_and_size_and_the_dense_route_agree(run, analytic):
 
 def test_same_seed_same_sequences(run, analytic):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        generate(run.root, n=3, strategy="random", sigma=0.1, frames=2, size=12, seed=seed, out=run.root / name,
+        generate(run.root, n=3, strategy="random", frames=2, size=12, seed=seed, out=run.root / name,
                  progress=False)
     a, b, c = (np.load(run.root / n / "codes.npy") for n in "abc")
     np.testing.assert_array_equal(a, b)
@@ -123,10 +125,10 @@ def test_same_seed_same_sequences(run, analytic):
 
 
 def test_frames_without_a_cell_get_no_mesh(run, analytic):
-    # Codes ~ N(0, 0.001^2): spheres of almost zero radius, between the voxel centres of a 12^3 grid.
-    summary = generate(run.root, n=1, strategy="random", sigma=1e-3, frames=2, size=12, formats=("mesh", "gif"),
+    # Codes ~ N(0, 0.001^2) (the codes' spread 0.1 at temperature 0.01): spheres of almost zero radius.
+    summary = generate(run.root, n=1, strategy="random", scale=0.01, frames=2, size=12, formats=("mesh", "gif"),
                        progress=False)
-    out = run.generated / "random"
+    out = run.generated / "random@0.01"
     assert summary["sequences"][0]["empty_frames"] == [0, 1] and summary["sequences"][0]["components"] == [0, 0]
     assert not (out / "meshes").exists() and (out / "gif" / "random000.gif").is_file()
 
@@ -137,8 +139,8 @@ def test_frames_without_a_cell_get_no_mesh(run, analytic):
         ({"size": 4}, ValueError, "at least 8"),
         ({"size": 8192}, ValueError, r"needs about [\d.]+ GiB"),
         ({"frames": 0}, ValueError, "frames must be at least 1"),
-        ({"sigma": 0.0}, ValueError, "sigma"),
-        ({"sigma": -1.0, "strategy": "perturb"}, ValueError, "sigma"),
+        ({"scale": 0.0}, ValueError, "temperature"),
+        ({"scale": -1.0, "strategy": "perturb"}, ValueError, "temperature"),
         ({"strategy": "sideways"}, ValueError, "unknown strategy"),
         ({"formats": ("h5", "obj")}, ValueError, "unknown format"),
         ({"method": "sparse"}, ValueError, "unknown method"),
