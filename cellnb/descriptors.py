@@ -85,7 +85,7 @@ from skimage.morphology import skeletonize
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack, read_sdf_h5
-from cellnb.sdf import CONNECTIVITY_26, component_counts, label_components, sdf_to_mask, time_coords
+from cellnb.sdf import CONNECTIVITY_26, component_counts, label_components, principal_axes, sdf_to_mask, time_coords
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",
@@ -93,7 +93,6 @@ __all__ = [
     "SMOOTHING_SIGMA_VOXELS",
     "PROTRUSION_OPENING_FRACTION",
     "MIN_OPENING_VOXELS",
-    "principal_axes",
     "describe_frame",
     "describe_sequence",
     "describe_path",
@@ -137,39 +136,6 @@ def _frame(mask) -> np.ndarray:
     if mask.ndim != 3:
         raise ValueError(f"mask must be one 3D frame (Z, Y, X), got shape {mask.shape}; index a sequence by frame")
     return mask.astype(bool, copy=False)
-
-
-def principal_axes(mask, *, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centroid and principal axes of a frame's voxels, in physical units.
-
-    Parameters
-    ----------
-    mask : ndarray of bool, shape (Z, Y, X)
-        Non-empty frame.
-    spacing : tuple of 3 floats
-        Voxel size (dz, dy, dx).
-
-    Returns
-    -------
-    centroid : ndarray, shape (3,)
-        Mean voxel centre, ``index * spacing``.
-    lengths : ndarray, shape (3,)
-        Full axis lengths ``2 sqrt(5 l)`` from the covariance eigenvalues
-        ``l``, descending; exact for a solid ellipsoid.
-    axes : ndarray, shape (3, 3)
-        Unit axis directions as columns, in the order of ``lengths``.
-    """
-    mask = _frame(mask)
-    spacing = _spacing3(spacing)
-    points = np.argwhere(mask) * spacing
-    if len(points) == 0:
-        raise ValueError("mask is empty; principal axes need at least one foreground voxel")
-    centroid = points.mean(axis=0)
-    cov = np.cov(points - centroid, rowvar=False, bias=True)
-    eigval, eigvec = np.linalg.eigh(np.atleast_2d(cov))
-    order = np.argsort(eigval)[::-1]
-    lengths = 2.0 * np.sqrt(5.0 * np.clip(eigval[order], 0.0, None))
-    return centroid, lengths, eigvec[:, order]
 
 
 def _surface(padded: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

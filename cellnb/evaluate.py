@@ -27,8 +27,10 @@ topology
     the share of generated sequences whose component count over time is
     plausible for the family (:func:`cellnb.compare.topology_plausible`).
 
-The training sequences themselves, compared with the held-out ones the same
-way, are the reference a perfect model would reach (``baseline``).  The
+The training sequences themselves (as many as there are held-out ones, so
+the 1-NN accuracy has the same chance level), compared with the held-out
+ones the same way, are the reference a perfect model would reach
+(``baseline``).  The
 recommended set is the one whose 1-NN accuracy is closest to 0.5 among the
 sets that memorise at most :attr:`EvaluateConfig.max_memorisation` (mean W1
 breaks ties); its latent model becomes the run's ``latent.npz``, the default
@@ -325,8 +327,12 @@ def evaluate_run(run, config: EvaluateConfig | None = None, *, progress: bool = 
             raise ValueError(f"generated set {name} has frames of {masks.shape[1:]}, the training data "
                              f"{train_masks.shape[1:]}; generate on the training grid to compare shapes")
         sets[name] = evaluate_set(generated=tables[name], gen_masks=masks, memorise=not warning, **common)
-    baseline = None if warning else evaluate_set(generated=tables[TRAINING], gen_masks=train_masks, memorise=False,
-                                                  **common)
+    baseline = None
+    if not warning:  # as many training sequences as held-out ones, so 1-NN accuracy has the same chance level
+        pick = np.sort(np.random.default_rng(0).permutation(len(train_files))[: len(ref_masks)])
+        names_picked = [tables[TRAINING]["sequence"].unique()[i] for i in pick]
+        subset = tables[TRAINING][tables[TRAINING]["sequence"].isin(names_picked)]
+        baseline = evaluate_set(generated=subset, gen_masks=train_masks[pick], memorise=False, **common)
     candidates = {n: s for n, s in sets.items() if run.generated_set(n).latent_model_path.is_file()}
     recommended = recommend(candidates or sets, max_memorisation=config.max_memorisation)
     rule = (f"1-NN accuracy closest to 0.5 against held-out cells among the sets memorising at most "

@@ -21,9 +21,10 @@ component's standard deviation times ``scale``):
     (``sklearn.mixture.GaussianMixture``, ``GridSearchCV``);
 ``kde``
     a kernel density: one Gaussian kernel per learned code with the shape of
-    the codes' (shrunk) covariance and a bandwidth chosen by 5-fold
+    the codes' covariance and a bandwidth chosen by 5-fold
     cross-validated log-likelihood of held-out codes (``sklearn.neighbors.KernelDensity``
-    on whitened codes, ``GridSearchCV``);
+    on whitened codes, ``GridSearchCV``), sampled the variance-preserving way
+    (Silverman 1986: the samples have the codes' covariance, not that plus the kernels');
 ``perturb``
     learned codes plus isotropic noise of :data:`PERTURB_FRACTION` times their
     spread (the journal version's recipe for the filopodial cells): a kernel
@@ -80,6 +81,7 @@ GMM_CODES_PER_COMPONENT = 8  # ... and at most one component per this many codes
 GMM_COVARIANCES = ("spherical", "diag", "tied")  # a full covariance per component needs far more codes than cells
 KDE_FOLDS = 5  # cross-validation folds of the KDE bandwidth
 KDE_BANDWIDTHS = np.geomspace(0.05, 2.0, 24)  # candidates, in units of the whitened codes' spread
+KDE_RIDGE = 1e-3  # of the mean code variance, added to the kernels' covariance to keep it invertible
 _MIN_CODES = {"random": 1, "gaussian": 2, "gmm": 2 * KDE_FOLDS, "kde": 2 * KDE_FOLDS, "perturb": 1}
 _FALLBACK = {"gmm": "gaussian", "kde": "gaussian", "gaussian": "random"}
 
@@ -234,11 +236,22 @@ def _fit_kde(codes: np.ndarray) -> LatentModel:
     search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": KDE_BANDWIDTHS},
                           cv=KFold(KDE_FOLDS, shuffle=True, random_state=0)).fit(white)
     h = float(search.best_params_["bandwidth"])
+    # Silverman's (1986, Sec. 6.4.1) variance-preserving ("shrunk") smoothed bootstrap: kernel centres
+    # pulled towards the mean by 1 / sqrt(1 + h^2) and kernels narrowed by the same factor, so samples
+    # keep the codes' covariance instead of inflating it by the kernels' (1 + h^2), which would make the
+    # generated cells more varied than the real ones.
+    # The kernels take the codes' own covariance (a small ridge keeps them proper), so that the
+    # samples' covariance is exactly the codes'; the shrunk one only whitens for the bandwidth search.
+    shrink = 1.0 / math.sqrt(1.0 + h**2)
+    empirical = np.cov(codes.T, bias=True).reshape(codes.shape[1], codes.shape[1])
+    empirical += KDE_RIDGE * np.trace(empirical) / codes.shape[1] * np.eye(codes.shape[1])
     weights = np.full(len(codes), 1.0 / len(codes))
-    covs = np.broadcast_to(h**2 * cov, (len(codes), *cov.shape)).copy()
+    means = mean + shrink * (codes - mean)
+    covs = np.broadcast_to((shrink * h) ** 2 * empirical, (len(codes), *cov.shape)).copy()
     info = {"bandwidth": h, "shrinkage": shrinkage, "cv_log_likelihood": float(search.best_score_),
-            "bandwidth_at_grid_edge": bool(h in (KDE_BANDWIDTHS[0], KDE_BANDWIDTHS[-1]))}
-    return LatentModel("kde", weights, codes.copy(), covs, info=info)
+            "bandwidth_at_grid_edge": bool(h in (KDE_BANDWIDTHS[0], KDE_BANDWIDTHS[-1])),
+            "variance_preserving": True}
+    return LatentModel("kde", weights, means, covs, info=info)
 
 
 def fit_latent_model(strategy: str, learned, *, scale: float = 1.0, rng: int = 0) -> LatentModel:

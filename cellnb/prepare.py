@@ -64,6 +64,11 @@ class DataConfig(Config):
         Share of the sequences held out from training (seeded, rounded to the
         nearest count): realism is measured on them.  0 keeps them all for
         training; data sets of fewer than :data:`MIN_SPLIT` sequences are not split.
+    align : bool
+        Put every sequence in its canonical pose (principal axes along the
+        grid axes, :func:`cellnb.sdf.canonical_rotation`) so that the codes
+        need not spend capacity on orientation; the rotation is recorded in
+        each sequence's ``meta["rotation"]``.
     """
 
     n_sequences: int = 8
@@ -71,6 +76,7 @@ class DataConfig(Config):
     size: int = 48
     seed: int = 0
     holdout: float = 0.25
+    align: bool = False
 
     SECTION = "data"
 
@@ -134,10 +140,11 @@ def load_source(source: str, config: DataConfig, *, data_dir=None, label: int | 
     """
     kind, arg = parse_source(source)
     if kind == "phantoms":
-        return phantoms.make_batch(arg, config.n_sequences, size=config.size, frames=config.frames, rng=config.seed)
+        batch = phantoms.make_batch(arg, config.n_sequences, size=config.size, frames=config.frames, rng=config.seed)
+        return [crop_to_cube(seq, config.size, align=True) for seq in batch] if config.align else batch
     if kind == "tiff":
         seq = datasets.read_tiff_sequence(arg, label=label, spacing=spacing)
-        return [crop_to_cube(seq, config.size)]
+        return [crop_to_cube(seq, config.size, align=config.align)]
     sequences, _ = datasets.celegans_divisions(data_dir, frames=config.frames, size=config.size,
                                                max_sequences=config.n_sequences, progress=progress)
     return sequences

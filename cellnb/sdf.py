@@ -38,9 +38,12 @@ __all__ = [
     "component_counts",
     "largest_component",
     "sequence_to_sdf",
+    "resample_time",
     "sdf_to_mask",
     "dice",
     "iou",
+    "principal_axes",
+    "canonical_rotation",
     "resample_to_cube",
     "crop_to_cube",
 ]
@@ -216,6 +219,54 @@ def sequence_to_sdf(
     return (sdf / scale).astype(np.float32), scale
 
 
+def resample_time(masks: np.ndarray, frames: int, *, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """A mask sequence resampled to ``frames`` frames evenly spaced over the same span of time.
+
+    Each new frame interpolates linearly, at its time, the signed distances of
+    the two original frames around it (:func:`signed_distance`), so a
+    surface moves smoothly between frames instead of jumping as nearest-frame
+    sampling would.  The first and last frames are kept exactly.
+
+    Parameters
+    ----------
+    masks : ndarray of bool, shape (T, D0, D1, D2)
+        Every frame needs inside and outside voxels.
+    frames : int
+        New frame count (at least 1; with 1, the middle of the span).
+    spacing : tuple of 3 floats
+        Voxel size (for anisotropic voxels the distances are physical).
+
+    Returns
+    -------
+    masks : ndarray of bool, shape (frames, D0, D1, D2)
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 4:
+        raise ValueError(f"masks must have shape (T, D0, D1, D2), got {masks.shape}")
+    if int(frames) != frames or frames < 1:
+        raise ValueError(f"frames must be a positive number of frames, got {frames}")
+    n = masks.shape[0]
+    positions = np.linspace(0.0, n - 1.0, int(frames)) if frames > 1 else np.array([(n - 1) / 2.0])
+    distances: dict[int, np.ndarray] = {}
+
+    def distance(i: int) -> np.ndarray:
+        if i not in distances:
+            try:
+                distances[i] = signed_distance(masks[i], spacing=spacing)
+            except ValueError as err:
+                raise ValueError(f"frame {i}: {err}") from None
+        return distances[i]
+
+    out = np.empty((len(positions), *masks.shape[1:]), dtype=bool)
+    for k, p in enumerate(positions):
+        i, w = int(np.floor(p)), float(p - np.floor(p))
+        if w < 1e-9:
+            out[k] = masks[i]
+        else:
+            out[k] = (1.0 - w) * distance(i) + w * distance(i + 1) < 0
+    return out
+
+
 def sdf_to_mask(sdf: np.ndarray, *, level: float = 0.0) -> np.ndarray:
     """Foreground of an SDF of any shape: ``sdf < level``."""
     return np.asarray(sdf) < level
@@ -242,6 +293,62 @@ def iou(a, b) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum()) / union
 
 
+def principal_axes(mask, *, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid and principal axes of a frame's voxels, in physical units.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Z, Y, X)
+        Non-empty frame.
+    spacing : tuple of 3 floats
+        Voxel size (dz, dy, dx).
+
+    Returns
+    -------
+    centroid : ndarray, shape (3,)
+        Mean voxel centre, ``index * spacing``.
+    lengths : ndarray, shape (3,)
+        Full axis lengths ``2 sqrt(5 l)`` from the covariance eigenvalues
+        ``l``, descending; exact for a solid ellipsoid.
+    axes : ndarray, shape (3, 3)
+        Unit axis directions as columns, in the order of ``lengths``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be one 3D frame (Z, Y, X), got shape {mask.shape}; index a sequence by frame")
+    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+    points = np.argwhere(mask) * spacing
+    if len(points) == 0:
+        raise ValueError("mask is empty; principal axes need at least one foreground voxel")
+    centroid = points.mean(axis=0)
+    cov = np.cov(points - centroid, rowvar=False, bias=True)
+    eigval, eigvec = np.linalg.eigh(np.atleast_2d(cov))
+    order = np.argsort(eigval)[::-1]
+    lengths = 2.0 * np.sqrt(5.0 * np.clip(eigval[order], 0.0, None))
+    return centroid, lengths, eigvec[:, order]
+
+
+def canonical_rotation(mask, *, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """The pose that puts a shape's principal axes along the array axes: ``(centroid, R)``.
+
+    ``R``'s columns are the principal axes (longest first), each pointing to
+    the side where the shape's third moment along it is positive, so a shape
+    and any rotated copy get the same canonical pose; ``det R = +1`` (the
+    shortest axis gives way).  A point ``u`` of the canonical frame sits at
+    ``centroid + R @ u`` in the physical frame of ``mask``.
+    """
+    centroid, _, axes = principal_axes(mask, spacing=spacing)
+    points = np.argwhere(mask) * np.broadcast_to(np.asarray(spacing, dtype=float), (3,)) - centroid
+    skew = np.mean((points @ axes) ** 3, axis=0)
+    axes = axes * np.where(skew < 0, -1.0, 1.0)
+    if np.linalg.det(axes) < 0:
+        axes[:, 2] *= -1.0
+    return centroid, axes
+
+
+_SLAB = 16  # planes of a rotated cube sampled at once: bounds the coordinate arrays at large sizes
+
+
 def resample_to_cube(
     mask: np.ndarray,
     *,
@@ -249,6 +356,7 @@ def resample_to_cube(
     side: float,
     size: int,
     spacing=(1.0, 1.0, 1.0),
+    rotation=None,
 ) -> np.ndarray:
     """Resample a region of a binary frame into an isotropic cube.
 
@@ -267,6 +375,9 @@ def resample_to_cube(
         Output grid side in voxels.
     spacing : tuple of 3 floats
         Voxel size of ``mask``.
+    rotation : ndarray, shape (3, 3), optional
+        The cube's axes as columns, in the physical frame of ``mask``
+        (:func:`canonical_rotation`); default the array axes.
 
     Returns
     -------
@@ -281,10 +392,13 @@ def resample_to_cube(
         return np.zeros((size,) * 3, dtype=bool)
     step = side / size
     offsets = (np.arange(size) - (size - 1) / 2.0) * step
-    axes = [np.asarray(center, dtype=float)[i] + offsets / spacing[i] for i in range(3)]
+    center = np.asarray(center, dtype=float)
+    rot = np.eye(3) if rotation is None else np.asarray(rotation, dtype=float)
     # Only the part of the mask that the cube covers (plus a margin) needs a distance map.
-    lo = [max(int(np.floor(a[0])) - 2, 0) for a in axes]
-    hi = [min(int(np.ceil(a[-1])) + 3, n) for a, n in zip(axes, mask.shape)]
+    corners = np.array(np.meshgrid(*[offsets[[0, -1]]] * 3, indexing="ij")).reshape(3, -1).T
+    reach = center + (corners @ rot.T) / spacing
+    lo = [max(int(np.floor(v)) - 2, 0) for v in reach.min(axis=0)]
+    hi = [min(int(np.ceil(v)) + 3, n) for v, n in zip(reach.max(axis=0), mask.shape)]
     if any(h <= l for l, h in zip(lo, hi)):
         return np.zeros((size,) * 3, dtype=bool)
     sub = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
@@ -293,17 +407,44 @@ def resample_to_cube(
     if not sub.any():
         return np.zeros((size,) * 3, dtype=bool)
     dist = signed_distance(np.pad(sub, 1, constant_values=False), spacing=spacing)
-    grid = np.meshgrid(*[a - l + 1 for a, l in zip(axes, lo)], indexing="ij")
-    values = ndimage.map_coordinates(dist, grid, order=1, mode="nearest")
-    return values < 0
+    origin = center - np.asarray(lo) + 1
+    if rotation is None:
+        grid = np.meshgrid(*[origin[i] + offsets / spacing[i] for i in range(3)], indexing="ij")
+        return ndimage.map_coordinates(dist, grid, order=1, mode="nearest") < 0
+    out = np.empty((size,) * 3, dtype=bool)
+    rest = np.array(np.meshgrid(offsets, offsets, indexing="ij")).reshape(2, -1)
+    for start in range(0, size, _SLAB):
+        planes = offsets[start : start + _SLAB]
+        u = np.concatenate([np.repeat(planes, rest.shape[1])[None], np.tile(rest, len(planes))])  # (3, n) canonical
+        coords = origin[:, None] + (rot @ u) / spacing[:, None]
+        values = ndimage.map_coordinates(dist, coords, order=1, mode="nearest")
+        out[start : start + len(planes)] = (values < 0).reshape(len(planes), size, size)
+    return out
 
 
-def crop_to_cube(seq: MaskSequence, size: int, *, margin: float = 0.15, keep_largest: bool = False) -> MaskSequence:
+def crop_to_cube(seq: MaskSequence, size: int, *, margin: float = 0.15, keep_largest: bool = False,
+                 align: bool = False) -> MaskSequence:
     """Centre a sequence in an isotropic cube of ``size`` voxels (official crop/centre step).
 
     One cube is used for all frames: it is centred on the centre of the bounding
     box of the union of all frames, and its side is that box's largest physical
     extent enlarged by ``margin`` on each side, so the cell never touches the border.
+
+    Parameters
+    ----------
+    seq : MaskSequence
+    size : int
+        Cube side in voxels.
+    margin : float
+        Share of the extent added on each side.
+    keep_largest : bool
+        Keep the largest component of each frame.
+    align : bool
+        Turn the cube to the canonical pose of the union of all frames
+        (:func:`canonical_rotation`: principal axes along the array axes,
+        longest first), so that shapes differing only by orientation come out
+        alike; the rotation is recorded in ``meta["rotation"]`` (rows: the
+        cube's axes in the source's physical frame).
 
     Returns
     -------
@@ -316,16 +457,21 @@ def crop_to_cube(seq: MaskSequence, size: int, *, margin: float = 0.15, keep_lar
     if not union.any():
         raise ValueError(f"sequence {seq.name!r} is empty in every frame; nothing to crop")
     spacing = np.asarray(seq.spacing)
-    idx = np.nonzero(union)
-    lo = np.array([i.min() for i in idx], dtype=float)
-    hi = np.array([i.max() for i in idx], dtype=float)
-    center = (lo + hi) / 2.0
-    extent = float(np.max((hi - lo + 1) * spacing))
-    side = extent * (1.0 + 2.0 * margin)
+    rotation = canonical_rotation(union, spacing=spacing)[1] if align else np.eye(3)
+    points = np.argwhere(union) * spacing  # physical
+    half = 0.5 * spacing @ np.abs(rotation)  # a voxel's half extent along each cube axis
+    along = points @ rotation
+    lo, hi = along.min(axis=0) - half, along.max(axis=0) + half
+    center = (rotation @ ((lo + hi) / 2.0)) / spacing  # back to voxel indices of the source
+    side = float(np.max(hi - lo)) * (1.0 + 2.0 * margin)
     frames = []
     for frame in seq.masks:
         if keep_largest and frame.any():
             frame = largest_component(frame)
-        frames.append(resample_to_cube(frame, center=center, side=side, size=size, spacing=spacing))
+        frames.append(resample_to_cube(frame, center=center, side=side, size=size, spacing=spacing,
+                                       rotation=rotation if align else None))
     step = side / size
-    return MaskSequence(np.stack(frames), (step, step, step), seq.name, dict(seq.meta))
+    meta = dict(seq.meta)
+    if align:
+        meta["rotation"] = rotation.T.tolist()
+    return MaskSequence(np.stack(frames), (step, step, step), seq.name, meta)

@@ -17,10 +17,9 @@ from cellnb.descriptors import (
     describe_frame,
     describe_path,
     describe_sequence,
-    principal_axes,
 )
 from cellnb.io import write_ctc_masks, write_sdf_h5
-from cellnb.sdf import component_counts, sequence_to_sdf
+from cellnb.sdf import component_counts, principal_axes, sequence_to_sdf
 
 OFFSET = (0.31, -0.17, 0.23)  # voxels: keeps analytic shapes off the grid's symmetry planes
 

@@ -93,3 +93,55 @@ def test_overlap_scores_on_known_sets():
     assert S.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
     with pytest.raises(ValueError, match="same shape"):
         S.iou(a, b[:5])
+
+
+def _ellipsoid(shape, center, radii, rotation, spacing=(1.0, 1.0, 1.0)):
+    grids = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    local = (grids - np.asarray(center)) @ rotation  # coordinates along the ellipsoid's axes
+    return ((local / np.asarray(radii)) ** 2).sum(-1) <= 1.0
+
+
+def test_canonical_pose_undoes_a_rotation():
+    """An egg shape and a rotated copy come out the same in the canonical pose; its axes are the egg's."""
+    from scipy.spatial.transform import Rotation
+
+    turn = Rotation.from_euler("zyx", [35, -50, 20], degrees=True).as_matrix()
+    def egg(rotation):
+        body = _ellipsoid((56, 56, 56), (28, 28, 28), (18, 10, 7), rotation)
+        tip = _ellipsoid((56, 56, 56), np.array([28, 28, 28]) + rotation @ [14, 0, 0], (8, 6, 5), rotation)
+        return body | tip  # one end heavier: the third moment fixes the sign of the long axis
+    plain, turned = (S.crop_to_cube(MaskSequence(egg(r)[None]), 32, align=True) for r in (np.eye(3), turn))
+    assert S.iou(plain.masks, turned.masks) > 0.9
+    axes = np.array(turned.meta["rotation"])  # rows: the cube's axes in the source frame
+    np.testing.assert_allclose(np.abs(axes @ turn[:, 0]), [1, 0, 0], atol=0.05)  # longest first
+    assert np.linalg.det(axes) == pytest.approx(1.0)
+    lengths = [np.ptp(np.nonzero(plain.masks[0].any(axis=tuple(a for a in range(3) if a != k)))[0]) for k in range(3)]
+    assert lengths[0] > lengths[1] > lengths[2]
+
+
+def test_crop_without_alignment_is_the_bounding_box_crop():
+    mask = np.zeros((1, 30, 20, 10), bool)
+    mask[0, 5:25, 4:16, 2:8] = True
+    seq = S.crop_to_cube(MaskSequence(mask, spacing=(0.5, 1.0, 2.0)), 16, margin=0.0)
+    assert "rotation" not in seq.meta and seq.spacing == pytest.approx((12 / 16,) * 3)  # 12 um: the Y and X extent
+
+
+def test_time_resampling_moves_a_surface_smoothly_and_keeps_the_ends():
+    """A ball growing linearly in radius: linear interpolation of the distances gives the radius between."""
+    from conftest import ball
+
+    radii = [4.0, 8.0, 12.0]
+    masks = np.stack([ball((32, 32, 32), (15.5, 15.5, 15.5), r) for r in radii])
+    five = S.resample_time(masks, 5)
+    np.testing.assert_array_equal(five[0], masks[0])
+    np.testing.assert_array_equal(five[-1], masks[-1])
+    np.testing.assert_array_equal(five[2], masks[1])
+    middle = five[1].sum()  # radius 6: between balls of 5.5 and 6.5
+    assert ball((32, 32, 32), (15.5,) * 3, 5.5).sum() < middle < ball((32, 32, 32), (15.5,) * 3, 6.5).sum()
+    assert S.resample_time(masks, 1).sum() == masks[1].sum()
+    with pytest.raises(ValueError, match="frames must be"):
+        S.resample_time(masks, 0)
+    empty = masks.copy()
+    empty[1] = False
+    with pytest.raises(ValueError, match="frame 1: mask has no surface"):
+        S.resample_time(empty, 4)
