@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--scale", type=float, default=None, help="temperature of the latent model (default 1)")
     p.add_argument("--format", dest="formats", action="append", default=None,
-                   help="h5|tiff|mesh|gif; repeat for several")
+                   help="h5|tiff|mesh|gif|ctc; repeat for several")
+    p.add_argument("--cells-per-field", type=_positive, default=None,
+                   help="generated cells placed in one field of a ctc export")
     p.add_argument("--method", default=None, choices=("narrow", "dense"))
     p.add_argument("--out", default=None, help="output folder (default RUN/generated/STRATEGY)")
     p.add_argument("--overwrite", action="store_true")
@@ -218,7 +220,7 @@ def _generate(args) -> str:
     run.require_checkpoint()
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
     given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
-                   method="method", formats="formats")
+                   method="method", formats="formats", cells_per_field="cells_per_field")
     s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, device=args.device,
                  progress=not args.quiet)
     return f"generated {s['n']} sequences ({s['strategy']}) into {s['out']} in {s['seconds']:.1f} s"

@@ -578,8 +578,10 @@ class DatasetWriter:
     labels written before the folder is swapped into place.
     """
 
-    def __init__(self, root: Path, *, sequence: str, n_frames: int, spacing, compress_images: bool):
+    def __init__(self, root: Path, *, sequence: str, n_frames: int, spacing, compress_images: bool,
+                 images: bool = True):
         self.root = root
+        self.with_images = images
         self.sequence = sequence
         self.n_frames = int(n_frames)
         self._digits = _digits(self.n_frames)
@@ -591,7 +593,7 @@ class DatasetWriter:
         self.images = root / sequence
         self.seg = root / f"{sequence}_GT" / "SEG"
         self.tra = root / f"{sequence}_GT" / "TRA"
-        for folder in (self.images, self.seg, self.tra):
+        for folder in (self.images, self.seg, self.tra) if images else (self.seg, self.tra):
             folder.mkdir(parents=True)
 
     def _write_tiff(self, path: Path, data: np.ndarray, *, compress: bool) -> None:
@@ -599,23 +601,29 @@ class DatasetWriter:
             tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib" if compress else None,
                              compressionargs={"level": _ZLIB_LEVEL} if compress else None, **self._tiff)
 
-    def write_frame(self, t: int, image: np.ndarray, labels: np.ndarray, *, seg: np.ndarray | None = None) -> None:
+    def write_frame(self, t: int, image: np.ndarray | None, labels: np.ndarray, *,
+                    seg: np.ndarray | None = None) -> None:
         """Write frame ``t``: the image ``(Z, Y, X)`` (uint8 or uint16), its TRA labels and SEG labels.
 
         ``seg`` defaults to ``labels`` (every frame fully segmented, as in the
-        CTC's synthetic data sets).
+        CTC's synthetic data sets).  ``image`` is None for a writer of ground
+        truth only (``images=False``).
         """
         if not 0 <= t < self.n_frames:
             raise ValueError(f"frame {t} is outside 0..{self.n_frames - 1}")
         if self._present[t] is not None:
             raise ValueError(f"frame {t} was written twice")
-        image = np.asarray(image)
+        if (image is None) == self.with_images:
+            raise ValueError(f"frame {t}: give an image exactly when the writer writes images ({self.with_images})")
         labels = np.asarray(labels)
+        image = None if image is None else np.asarray(image)
         seg = labels if seg is None else np.asarray(seg)
-        if image.dtype not in (np.uint8, np.uint16):
+        if image is not None and image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image frame {t} is {image.dtype}; CTC images are uint8 or uint16")
-        shape = self._shape or image.shape
-        for name, array in (("image", image), ("labels", labels), ("seg", seg)):
+        shape = self._shape or labels.shape
+        arrays = (("image", image), ("labels", labels), ("seg", seg)) if image is not None else (("labels", labels),
+                                                                                                 ("seg", seg))
+        for name, array in arrays:
             if array.ndim != 3 or array.shape != shape:
                 raise ValueError(
                     f"{name} of frame {t} has shape {array.shape}; every frame must be 3D of shape {shape}"
@@ -624,7 +632,8 @@ class DatasetWriter:
                 raise ValueError(f"{name} of frame {t} holds labels outside 0..{_LABEL_MAX}")
         self._shape = shape
         n = f"{t:0{self._digits}d}"
-        self._write_tiff(self.images / f"t{n}.tif", image, compress=self._compress_images)
+        if image is not None:
+            self._write_tiff(self.images / f"t{n}.tif", image, compress=self._compress_images)
         self._write_tiff(self.seg / f"man_seg{n}.tif", seg.astype(LABEL_DTYPE), compress=True)
         self._write_tiff(self.tra / f"man_track{n}.tif", labels.astype(LABEL_DTYPE), compress=True)
         self._present[t] = _present(labels)
@@ -661,7 +670,7 @@ class DatasetWriter:
 
 @contextlib.contextmanager
 def dataset_writer(dest, *, n_frames: int, sequence: str = "01", spacing=None, overwrite: bool = False,
-                   compress_images: bool = False):
+                   compress_images: bool = False, images: bool = True):
     """Write one CTC sequence frame by frame; the data set appears at ``dest`` only when complete.
 
     Parameters
@@ -680,6 +689,9 @@ def dataset_writer(dest, *, n_frames: int, sequence: str = "01", spacing=None, o
         Replace an existing ``dest``.
     compress_images : bool
         zlib-compress the images too (label frames always are).
+    images : bool
+        False writes the ground truth only (``01_GT/SEG``, ``01_GT/TRA``),
+        e.g. generated cells that a microscopy model renders later.
 
     Yields
     ------
@@ -700,7 +712,7 @@ def dataset_writer(dest, *, n_frames: int, sequence: str = "01", spacing=None, o
         raise ValueError(f"sequence must be a CTC sequence number such as '01', got {sequence!r}")
     with atomic_folder(dest, overwrite=overwrite) as root:
         writer = DatasetWriter(root, sequence=str(sequence), n_frames=n_frames, spacing=spacing,
-                               compress_images=compress_images)
+                               compress_images=compress_images, images=images)
         yield writer
         if writer.tracks is None:
             writer.finish()

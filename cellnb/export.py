@@ -1,8 +1,9 @@
-"""Exports of a generated (or any) SDF sequence: HDF5, label TIFFs, meshes, animations.
+"""Exports of a generated (or any) SDF sequence: HDF5, label TIFFs, meshes, animations, CTC fields.
 
 One function per format, and :func:`export_sequence` that writes the chosen
-formats of one sequence into a generated set's folder
-(:class:`cellnb.workspace.GeneratedDir`).  Labels of a mask frame are its
+per-sequence formats of one sequence into a generated set's folder
+(:class:`cellnb.workspace.GeneratedDir`); :func:`export_ctc` writes a whole
+set as Cell Tracking Challenge ground truth, a few cells per field of view.  Labels of a mask frame are its
 26-connected components (:func:`cellnb.sdf.label_components`: 1, 2, ... in
 scan order).  A frame with no inside voxel has no mesh file.
 """
@@ -14,15 +15,18 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from cellnb.io import atomic_path, write_ctc_masks, write_mesh, write_sdf_h5
+from cellnb import ctc
+from cellnb.io import atomic_path, read_sdf_h5, write_ctc_masks, write_mesh, write_sdf_h5
 from cellnb.mesh import mesh_frame
+from cellnb.population import place_cells
 from cellnb.render import render_mesh
-from cellnb.sdf import label_components
+from cellnb.sdf import label_components, resample_to_cube
 from cellnb.workspace import GeneratedDir
 
-__all__ = ["FORMATS", "GIF_WINDOW", "check_formats", "save_gif", "label_sequence", "export_sequence"]
+__all__ = ["FORMATS", "GIF_WINDOW", "check_formats", "save_gif", "label_sequence", "export_sequence",
+           "to_spacing", "export_ctc"]
 
-FORMATS = ("h5", "tiff", "mesh", "gif")
+FORMATS = ("h5", "tiff", "mesh", "gif", "ctc")
 GIF_WINDOW = (320, 320)  # pixels of each animation frame
 GIF_FPS = 6.0  # frames per second of the animations
 
@@ -88,3 +92,54 @@ def export_sequence(folder: GeneratedDir, name: str, sdf: np.ndarray, *, formats
         if "gif" in formats:
             bounds = _bounds(sdf.shape[1:], spacing)
             save_gif([render_mesh(m, window_size=GIF_WINDOW, bounds=bounds) for m in meshes], folder.gif_path(name))
+
+
+def to_spacing(masks: np.ndarray, spacing: float, target: float) -> np.ndarray:
+    """A cubic mask sequence ``(T, n, n, n)`` of voxel size ``spacing`` resampled to voxels of ``target``.
+
+    The physical size is kept: the new side is ``round(n * spacing / target)`` voxels.
+    """
+    n = masks.shape[1]
+    size = max(2, int(round(n * spacing / target)))
+    center = [(n - 1) / 2.0] * 3
+    return np.stack([resample_to_cube(frame, center=center, side=n * spacing, size=size, spacing=spacing)
+                     for frame in masks])
+
+
+def export_ctc(folder: GeneratedDir, names, *, cells_per_field: int = 1, rng=0) -> list:
+    """Write a generated set's sequences as CTC tracking ground truth, ``cells_per_field`` cells a field.
+
+    Each field is a folder ``ctc/fieldNNN/`` with ``01_GT/SEG``, ``01_GT/TRA``
+    (label frames, labels persistent over a cell's life) and
+    ``01_GT/TRA/man_track.txt`` (a dividing cell's mother ends the frame
+    before her two daughters begin; parent = mother), from the SDF files
+    ``sdf/<name>.h5`` already in ``folder``.  Cells of one field are brought to
+    one voxel size (the finest of them, physical sizes kept) and placed
+    without overlap (:func:`cellnb.population.place_cells`).  Render images
+    from a field with ``cellnb microscopy --from .../ctc/fieldNNN``.
+
+    Returns
+    -------
+    list of dict
+        Per field: ``field``, ``sequences``, ``shape``, ``spacing`` and ``tracks`` (rows).
+    """
+    if int(cells_per_field) != cells_per_field or cells_per_field < 1:
+        raise ValueError(f"cells_per_field must be a positive integer, got {cells_per_field}")
+    names = list(names)
+    rng = np.random.default_rng(rng)
+    fields = []
+    for k, start in enumerate(range(0, len(names), int(cells_per_field))):
+        group = names[start : start + int(cells_per_field)]
+        read = [read_sdf_h5(folder.sdf_path(name)) for name in group]
+        spacings = [float((rec.get("spacing") or [1.0])[0]) for _, rec in read]
+        target = min(spacings)
+        cells = [to_spacing(sdf < 0, s, target) for (sdf, _), s in zip(read, spacings)]
+        population = place_cells(cells, spacing=(target,) * 3, rng=rng)
+        dest = folder.ctc_field(k)
+        with ctc.dataset_writer(dest, n_frames=len(population), spacing=(target,) * 3, images=False) as writer:
+            for t in range(len(population)):
+                writer.write_frame(t, None, population[t])
+            writer.finish(population.tracks)
+        fields.append({"field": dest.name, "sequences": group, "shape": list(population.shape),
+                       "spacing": [target] * 3, "tracks": population.tracks.to_numpy().tolist()})
+    return fields

@@ -45,7 +45,7 @@ from cellnb.compare import topology_plausible
 from cellnb.config import Config
 from cellnb.devices import check_memory, process_group, select_device
 from cellnb.errors import Interrupted
-from cellnb.export import check_formats, export_sequence
+from cellnb.export import check_formats, export_ctc, export_sequence
 from cellnb.field import METHODS, evaluate, grid_shape, required_bytes
 from cellnb.io import check_writable_folder, discard_folder, swap_in, temporary_folder, write_json
 from cellnb.latent import STRATEGIES, LatentModel, sample_codes
@@ -82,8 +82,11 @@ class GenerateConfig(Config):
         Seed of the codes; same seed, same sequences.
     method : {"narrow", "dense"}
         Field evaluation route (:mod:`cellnb.field`).
-    formats : tuple of {"h5", "tiff", "mesh", "gif"}
-        Exports (:mod:`cellnb.export`).
+    formats : tuple of {"h5", "tiff", "mesh", "gif", "ctc"}
+        Exports (:mod:`cellnb.export`); ``ctc`` (tracking ground truth, a few
+        cells per field) is made from the SDF files, so ``h5`` comes with it.
+    cells_per_field : int
+        Generated cells placed in one field of a ``ctc`` export.
     scale : float
         Temperature of the latent model: every component's standard
         deviation times this (1: as fitted).
@@ -100,6 +103,7 @@ class GenerateConfig(Config):
     method: str = "narrow"
     formats: tuple[str, ...] = ("h5",)
     scale: float = 1.0
+    cells_per_field: int = 1
     strategies: tuple[str, ...] = ("random", "gaussian", "gmm", "kde", "perturb")
 
     SECTION = "generate"
@@ -119,6 +123,8 @@ class GenerateConfig(Config):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         check_formats(self.formats)
+        if self.cells_per_field < 1:
+            raise ValueError(f"generate.cells_per_field must be at least 1, got {self.cells_per_field}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"generate.scale must be a positive temperature, got {self.scale}")
 
@@ -213,7 +219,8 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
         bar.update(1)
     eval_seconds = time.perf_counter() - start
     components = component_counts(sdf < 0).tolist()
-    export_sequence(folder, name, sdf, formats=formats, record=record)
+    per_sequence = tuple(f for f in formats if f != "ctc") + (("h5",) if "ctc" in formats else ())
+    export_sequence(folder, name, sdf, formats=tuple(dict.fromkeys(per_sequence)), record=record)
     seconds = time.perf_counter() - start
     return {
         "name": name,
@@ -395,6 +402,9 @@ def generate(
             }
             if rank == 0:
                 folder = GeneratedDir(tmp)
+                if "ctc" in formats:
+                    summary["ctc"] = export_ctc(folder, [r["name"] for r in rows],
+                                                cells_per_field=config.cells_per_field, rng=config.seed)
                 np.save(folder.codes_path, codes)
                 if model is not None:
                     model.save(folder.latent_model_path)

@@ -33,6 +33,7 @@ A generated set::
       masks/<name>/mask000.tif   label masks, Cell Tracking Challenge  (format "tiff")
       meshes/<name>/frame000.ply zero level set per frame            (format "mesh")
       gif/<name>.gif             3D render over time                   (format "gif")
+      ctc/field000/01_GT/        SEG and TRA label frames, man_track.txt (format "ctc", a few cells a field)
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ class GeneratedDir:
 
     def gif_path(self, name: str) -> Path:
         return self.root / "gif" / f"{name}.gif"
+
+    def ctc_field(self, index: int) -> Path:
+        """A Cell Tracking Challenge ground-truth folder of a few generated cells (format "ctc")."""
+        return self.root / "ctc" / f"field{index:03d}"
 
     def sdf_files(self) -> list[Path]:
         return sorted(self.sdf.glob("*.h5"))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import h5py
+import tifffile
 import numpy as np
 import pytest
 import pyvista as pv
@@ -252,3 +253,33 @@ def test_synthesis_figures():
         plt.close(f)
     with pytest.raises(ValueError, match="rows, cols"):
         synthesis.render_sdf_grid(sdf[0])
+
+
+def _own_ctc_reader(gt):
+    """Label frames and lineage of a CTC ground-truth folder, read with tifffile and plain text parsing."""
+    files = sorted((gt / "TRA").glob("man_track*.tif"), key=lambda p: int(p.stem[len("man_track"):]))
+    labels = np.stack([tifffile.imread(f) for f in files])
+    lines = [list(map(int, line.split())) for line in (gt / "TRA" / "man_track.txt").read_text().splitlines() if line]
+    return labels, lines
+
+
+def test_ctc_export_lineage_agrees_with_its_label_frames(run, analytic):
+    """Frame by frame: a label is present exactly from B to E; a dividing mother ends before her daughters."""
+    summary = generate(run.root, n=4, strategy="perturb", scale=0.4, frames=4, size=24, seed=1, formats=("ctc",),
+                       cells_per_field=2, progress=False)
+    out = run.generated / "perturb@0.4"
+    assert [f["field"] for f in summary["ctc"]] == ["field000", "field001"]
+    for field in ("field000", "field001"):
+        labels, lines = _own_ctc_reader(out / "ctc" / field / "01_GT")
+        assert not (out / "ctc" / field / "01").exists()  # ground truth only: microscopy renders the images
+        seg = np.stack([tifffile.imread(f) for f in sorted((out / "ctc" / field / "01_GT" / "SEG").glob("*.tif"))])
+        np.testing.assert_array_equal(seg, labels)
+        for label, begin, end, parent in lines:
+            present = [t for t in range(len(labels)) if (labels[t] == label).any()]
+            assert present == list(range(begin, end + 1)), (field, label)
+            if parent:
+                mother = next(row for row in lines if row[0] == parent)
+                assert mother[2] == begin - 1  # the mother ends the frame before her daughter begins
+                assert sum(row[3] == parent for row in lines) == 2  # two daughters
+        assert sum(1 for row in lines if row[3] == 0) == 2  # two cells per field, each a root
+        assert {int(v) for v in np.unique(labels)} - {0} == {row[0] for row in lines}
