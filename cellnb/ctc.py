@@ -40,7 +40,7 @@ import pandas as pd
 import tifffile
 from scipy import ndimage
 
-from cellnb.io import atomic_folder, atomic_path
+from cellnb.io import atomic_folder, atomic_path, tiff_spacing
 from cellnb.sdf import CONNECTIVITY_26
 
 __all__ = [
@@ -327,24 +327,16 @@ def read_label_frames(folder) -> np.ndarray:
 
 
 def read_spacing(folder) -> tuple[float, float, float] | None:
-    """Voxel size (Z, Y, X) in micrometres from the ImageJ metadata of a CTC folder's first label frame.
+    """Voxel size (Z, Y, X) in micrometres from the metadata of a CTC folder's first label frame.
 
-    Returns None when the frame carries no ImageJ resolution and spacing
-    (most CTC files do not; the data set description gives it).
+    Returns None when the frame carries no ImageJ or OME voxel size (most CTC
+    files do not; the data set description gives it), see :func:`cellnb.io.tiff_spacing`.
     """
     folder = Path(folder)
     if (folder / "TRA").is_dir():
         folder = folder / "TRA"
     _, files = _frame_files(folder)
-    with tifffile.TiffFile(files[0]) as tif:
-        meta = tif.imagej_metadata or {}
-        tags = tif.pages[0].tags
-        if "spacing" not in meta or "XResolution" not in tags or "YResolution" not in tags:
-            return None
-        (xn, xd), (yn, yd) = tags["XResolution"].value, tags["YResolution"].value
-    if not (xn and yn):
-        return None
-    return float(meta["spacing"]), float(yd) / float(yn), float(xd) / float(xn)
+    return tiff_spacing(files[0])
 
 
 def read_sequence(folder) -> tuple[np.ndarray, pd.DataFrame]:

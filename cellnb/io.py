@@ -33,6 +33,8 @@ __all__ = [
     "discard_folder",
     "swap_in",
     "frame_files",
+    "tiff_spacing",
+    "read_label_stack",
     "write_json",
     "read_json",
     "write_sdf_h5",
@@ -50,6 +52,11 @@ SDF_DATASET = "sdf_vid"  # dataset name of the official SDF files
 _RECORD_ATTR = "cellnb"  # file attribute holding our JSON record
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _FRAME_NUMBER = re.compile(r"\d+")
+_AXES = "TZYX"
+_OME_SIZE = re.compile(r'PhysicalSize([XYZ])="([0-9.eE+-]+)"')
+_OME_UNIT = re.compile(r'PhysicalSize([XYZ])Unit="([^"]+)"')
+# Length units of TIFF metadata in micrometres (ImageJ writes micrometres as "micron" or "\u00B5m").
+_TO_UM = {"um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
 _MESH_SUFFIXES = (".ply", ".stl", ".vtp", ".vtk", ".obj")
 
 
@@ -308,6 +315,46 @@ def sdf_h5_info(path) -> tuple[int, tuple[int, int, int], dict]:
         return int(t), (int(d0), int(d1), int(d2)), _record(f)
 
 
+def tiff_spacing(path) -> tuple[float, float, float] | None:
+    """Voxel size (Z, Y, X) in micrometres from a TIFF's ImageJ or OME metadata, or None.
+
+    ImageJ hyperstacks keep the Z step as ``spacing`` and the pixel size as the
+    X/Y resolution tags (pixels per unit); OME-TIFFs keep ``PhysicalSizeX|Y|Z``
+    (micrometres unless a ``PhysicalSize*Unit`` says otherwise).
+    """
+    with tifffile.TiffFile(path) as tif:
+        if tif.ome_metadata:
+            sizes = {k: float(v) for k, v in _OME_SIZE.findall(tif.ome_metadata)}
+            units = dict(_OME_UNIT.findall(tif.ome_metadata))
+            if {"X", "Y", "Z"} <= set(sizes):
+                factor = {k: _TO_UM.get(units.get(k, "um"), 1.0) for k in "ZYX"}
+                return tuple(sizes[k] * factor[k] for k in "ZYX")
+        meta = tif.imagej_metadata or {}
+        tags = tif.pages[0].tags
+        if "spacing" in meta and "XResolution" in tags and "YResolution" in tags:
+            (xn, xd), (yn, yd) = tags["XResolution"].value, tags["YResolution"].value
+            if xn and yn:
+                factor = _TO_UM.get(str(meta.get("unit", "um")), 1.0)
+                return tuple(v * factor for v in (float(meta["spacing"]), float(yd) / float(yn), float(xd) / float(xn)))
+    return None
+
+
+def _reorder(data: np.ndarray, axes: str, path) -> np.ndarray:
+    """``data`` with axes named by ``axes`` (letters of TZYX, any order) as ``(T, Z, Y, X)``."""
+    axes = axes.upper()
+    if len(axes) != data.ndim or len(set(axes)) != len(axes) or set(axes) - set(_AXES):
+        raise ValueError(
+            f"axes {axes!r} do not fit {path}, which holds a {data.ndim}D image of shape {data.shape}; give one "
+            f"letter of {_AXES} per dimension, e.g. --axes {'TZYX'[-data.ndim:]}"
+        )
+    if "Z" not in axes:
+        raise ValueError(f"{path} has no Z axis (axes {axes}, shape {data.shape}): a 2D time-lapse given as 3D? "
+                         "cellnb needs 3D frames (Z, Y, X)")
+    if "T" not in axes:
+        data, axes = data[None], "T" + axes
+    return np.transpose(data, [axes.index(a) for a in _AXES])
+
+
 def frame_files(folder) -> list[Path]:
     """The TIFF frames of a folder in time order: by the number in each name (``mask2`` before ``mask10``).
 
@@ -336,53 +383,74 @@ def frame_files(folder) -> list[Path]:
     return [numbers[n] for n in sorted(numbers)]
 
 
-def read_mask_stack(path) -> np.ndarray:
-    """Read a label time-lapse: a folder of per-frame TIFFs or one multi-frame TIFF.
+def read_label_stack(path, *, axes: str | None = None) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    """Read a label time-lapse and the voxel size its metadata record.
 
-    A folder's ``*.tif``/``*.tiff`` files are frames ordered by the number in
-    their names (:func:`frame_files`: Cell Tracking Challenge ``mask000.tif``,
-    ``mask001.tif``, ..., and ``mask2`` before ``mask10``); each is one 3D
-    volume ``(Z, Y, X)``.  A single file holds ``(T, Z, Y, X)``, or one frame
-    ``(Z, Y, X)``.  Colour (RGB) images are refused: a label mask has one
-    integer value per voxel.
+    Parameters
+    ----------
+    path : path-like
+        A folder of per-frame 3D TIFFs, ordered by the number in their names
+        (:func:`frame_files`: Cell Tracking Challenge ``mask000.tif``, ...,
+        and ``mask2`` before ``mask10``), or one multi-frame TIFF.
+    axes : str, optional
+        The axis order of a file (or of each frame of a folder) when its
+        metadata are wrong or missing, letters of ``TZYX``, e.g. ``"TZYX"``
+        or ``"ZYX"``; default what tifffile reads (``Q`` and ``I`` axes of
+        files without metadata are read as T then Z).  Colour (RGB) images
+        are refused: a label mask has one integer value per voxel.
 
     Returns
     -------
     labels : ndarray of int, shape (T, Z, Y, X)
+    spacing : tuple of 3 floats or None
+        Voxel size (Z, Y, X) in micrometres from ImageJ/OME metadata (:func:`tiff_spacing`).
     """
     path = Path(path)
     if path.is_dir():
         files = frame_files(path)
-        frames = [_read_tiff(p) for p in files]
+        frames = [_read_tiff(p, axes=axes, frame=True) for p in files]
         shapes = {f.shape for f in frames}
-        if any(f.ndim != 3 for f in frames) or len(shapes) != 1:
+        if len(shapes) != 1:
             raise ValueError(f"frames in {path} must all be 3D volumes of one shape, got shapes {sorted(shapes)}")
-        return np.stack(frames)
+        return np.concatenate(frames), tiff_spacing(files[0])
     if path.is_file() and path.suffix.lower() in _TIFF_SUFFIXES:
-        stack = _read_tiff(path)
-        if stack.ndim == 3:
-            return stack[None]
-        if stack.ndim == 4:
-            return stack
-        raise ValueError(f"{path} holds a {stack.ndim}D image; expected (Z, Y, X) or (T, Z, Y, X)")
+        return _read_tiff(path, axes=axes, frame=False), tiff_spacing(path)
     raise ValueError(f"{path} is neither a folder of TIFF frames nor a .tif/.tiff file")
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def read_mask_stack(path) -> np.ndarray:
+    """The labels of :func:`read_label_stack`, without the spacing: ``(T, Z, Y, X)``."""
+    return read_label_stack(path)[0]
+
+
+def _read_tiff(path: Path, *, axes: str | None, frame: bool) -> np.ndarray:
+    """One TIFF as ``(T, Z, Y, X)`` (a frame file: T = 1)."""
     try:
         with tifffile.TiffFile(path) as tif:
-            axes = tif.series[0].axes
+            found = tif.series[0].axes
             data = tif.asarray()
     except Exception as err:  # tifffile raises several types for corrupt files
         raise ValueError(f"{path} is not a readable TIFF file ({err})") from None
-    if "S" in axes:
+    if "S" in found and axes is None:
         raise ValueError(
-            f"{path} holds a colour (RGB) image (axes {axes}, shape {data.shape}); label masks need one integer "
+            f"{path} holds a colour (RGB) image (axes {found}, shape {data.shape}); label masks need one integer "
             "label per voxel: export the segmentation as a single-channel label image"
         )
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
         raise ValueError(f"{path} holds {data.dtype} values; label masks must be integer or boolean")
-    return data
+    if axes is None:
+        if data.ndim == 2:
+            raise ValueError(f"{path} is a 2D image {data.shape}: a 2D time-lapse given as 3D? cellnb needs 3D "
+                             "frames (Z, Y, X)")
+        if frame and data.ndim != 3:
+            raise ValueError(f"{path} holds a {data.ndim}D image {data.shape}; a frame file holds one volume (Z, Y, X)")
+        if data.ndim not in (3, 4):
+            raise ValueError(f"{path} holds a {data.ndim}D image; expected (Z, Y, X) or (T, Z, Y, X), or give --axes")
+        axes = "ZYX" if data.ndim == 3 else "TZYX"
+    stack = _reorder(data, axes, path)
+    if frame and stack.shape[0] != 1:
+        raise ValueError(f"{path} holds {stack.shape[0]} time points; a frame file of a folder holds one")
+    return stack
 
 
 def write_ctc_masks(folder, labels: np.ndarray, *, overwrite: bool = False) -> list[Path]:
