@@ -93,3 +93,38 @@ def test_mesh_writer_checks_suffix(tmp_path):
     assert pv.read(path).n_points == pv.Sphere().n_points
     with pytest.raises(ValueError, match="must end in"):
         io.write_mesh(tmp_path / "s.txt", pv.Sphere())
+
+
+def test_voxel_size_from_imagej_and_ome_metadata(tmp_path):
+    import tifffile
+
+    labels = np.zeros((3, 4, 5, 6), np.uint16)
+    tifffile.imwrite(tmp_path / "ij.tif", labels, imagej=True, resolution=(1 / 0.2, 1 / 0.25),
+                     metadata={"spacing": 1.5, "unit": "um", "axes": "TZYX"})
+    assert io.tiff_spacing(tmp_path / "ij.tif") == pytest.approx((1.5, 0.25, 0.2))
+    tifffile.imwrite(tmp_path / "ome.ome.tif", labels, ome=True,
+                     metadata={"axes": "TZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.4,
+                               "PhysicalSizeZUnit": "µm"})
+    assert io.tiff_spacing(tmp_path / "ome.ome.tif") == pytest.approx((2.0, 0.5, 0.4))
+    tifffile.imwrite(tmp_path / "plain.tif", labels, photometric="minisblack")
+    assert io.tiff_spacing(tmp_path / "plain.tif") is None
+    stack, spacing = io.read_label_stack(tmp_path / "ij.tif")
+    assert stack.shape == (3, 4, 5, 6) and spacing == pytest.approx((1.5, 0.25, 0.2))
+
+
+def test_axis_order_override_and_bad_axes(tmp_path):
+    import tifffile
+
+    truth = np.random.default_rng(0).integers(0, 3, (3, 4, 5, 6)).astype(np.uint16)  # (T, Z, Y, X)
+    tifffile.imwrite(tmp_path / "zt.tif", truth.transpose(1, 0, 2, 3), photometric="minisblack")  # stored Z, T, Y, X
+    stack, _ = io.read_label_stack(tmp_path / "zt.tif", axes="ZTYX")
+    np.testing.assert_array_equal(stack, truth)
+    one, _ = io.read_label_stack(tmp_path / "zt.tif", axes="TZYX")
+    assert one.shape == (4, 3, 5, 6)
+    with pytest.raises(ValueError, match="axes 'TYX' do not fit"):
+        io.read_label_stack(tmp_path / "zt.tif", axes="TYX")
+    with pytest.raises(ValueError, match="give one letter of TZYX per dimension"):
+        io.read_label_stack(tmp_path / "zt.tif", axes="TCYX")
+    tifffile.imwrite(tmp_path / "movie2d.tif", truth[:, 0], photometric="minisblack")
+    with pytest.raises(ValueError, match="no Z axis .* a 2D time-lapse given as 3D"):
+        io.read_label_stack(tmp_path / "movie2d.tif", axes="TYX")
