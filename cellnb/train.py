@@ -71,7 +71,7 @@ from cellnb.devices import process_group, select_device
 from cellnb.errors import Interrupted
 from cellnb.io import atomic_path, discard_folder, save_checkpoint, swap_in, temporary_folder
 from cellnb.model import Decoder, DecoderConfig
-from cellnb.sampling import MODES, NEAR_FRACTION, NEAR_THRESHOLD, FramePoints, SDFDataset
+from cellnb.sampling import GAP_RADIUS, MODES, NEAR_FRACTION, NEAR_THRESHOLD, FramePoints, SDFDataset
 from cellnb.workspace import RunDir
 
 __all__ = [
@@ -121,6 +121,13 @@ class TrainConfig(Config):
         Point rule of :func:`cellnb.sampling.sample_frame`.
     near_fraction, threshold : float
         Share of points near the cell and the SDF threshold defining "near".
+    gap_fraction : float
+        Share of the points drawn from the gap voxels of each frame (thin
+        background gaps between nearby surfaces, :func:`cellnb.sampling.gap_voxels`),
+        taken from the near share; 0 (default): none, the official rule.
+    gap_radius : int
+        Closing radius in voxels that defines the gap voxels (gaps up to about
+        twice as wide); default :data:`cellnb.sampling.GAP_RADIUS`.
     resample_every : int
         Redraw the points every this many epochs (0: draw once).
     code_init_std : float
@@ -168,6 +175,8 @@ class TrainConfig(Config):
     sampling_mode: str = "band"
     near_fraction: float = NEAR_FRACTION
     threshold: float = NEAR_THRESHOLD
+    gap_fraction: float = 0.0
+    gap_radius: int = GAP_RADIUS
     resample_every: int = 1
     code_init_std: float = 1.0
     code_reg: float = 1e-4
@@ -203,6 +212,11 @@ class TrainConfig(Config):
             raise ValueError(f"sampling_mode must be one of {', '.join(MODES)}, got {self.sampling_mode!r}")
         if not 0.0 <= self.near_fraction <= 1.0:
             raise ValueError(f"near_fraction must lie in [0, 1], got {self.near_fraction}")
+        if not 0.0 <= self.gap_fraction <= self.near_fraction:
+            raise ValueError(f"gap_fraction must lie in [0, near_fraction={self.near_fraction}] (gap points are part "
+                             f"of the near share), got {self.gap_fraction}")
+        if isinstance(self.gap_radius, bool) or int(self.gap_radius) != self.gap_radius or self.gap_radius < 1:
+            raise ValueError(f"gap_radius must be a positive number of voxels, got {self.gap_radius}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -472,6 +486,8 @@ class Trainer:
             near_fraction=tc.near_fraction,
             threshold=tc.threshold,
             mode=tc.sampling_mode,
+            gap_fraction=tc.gap_fraction,
+            gap_radius=tc.gap_radius,
             seed=tc.seed,
             cache_bytes=tc.cache_mb << 20,
         ).to(self.device)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from cellnb.io import write_sdf_h5
-from cellnb.sampling import FramePoints, SDFDataset, sample_frame, sample_indices
+from cellnb.sampling import GAP_RADIUS, FramePoints, SDFDataset, gap_voxels, sample_frame, sample_indices
 from cellnb.sdf import grid_coords, sequence_to_sdf, time_coords
+from cellnb.train import TrainConfig
 from conftest import ball
 
 
@@ -140,3 +141,77 @@ def test_pool_points_equal_sample_frame_with_the_frame_seed(tmp_path, cache_byte
     pool.resample(4)
     assert not torch.equal(before, pool.index)
     assert pool.nbytes == 3 * 64 * 8 + (3 * 16**3 * 4 if cache_bytes else 0)
+
+
+def facing_boxes(gap, size=24, side=8):
+    """Two equal boxes facing each other across ``gap`` background voxels along axis 0; returns (mask, gap)."""
+    mask = np.zeros((size,) * 3, dtype=bool)
+    lo = (size - side) // 2
+    first = lo - (gap + 1) // 2 - 4
+    mask[first : first + 4, lo : lo + side, lo : lo + side] = True
+    mask[first + 4 + gap : first + 8 + gap, lo : lo + side, lo : lo + side] = True
+    between = np.zeros_like(mask)
+    between[first + 4 : first + 4 + gap, lo : lo + side, lo : lo + side] = True
+    return mask, between
+
+
+@pytest.mark.parametrize("gap", [1, 2, 3, 4])
+def test_gap_voxels_are_the_background_between_two_facing_surfaces(gap):
+    mask, between = facing_boxes(gap)
+    sdf = np.where(mask, -1.0, 1.0).astype(np.float32)
+    np.testing.assert_array_equal(gap_voxels(sdf, radius=2), between)  # gaps up to 2 * radius voxels wide
+
+
+def test_convex_cells_and_wide_gaps_have_no_gap_voxels():
+    assert not gap_voxels(sphere_sdf(radius=8.0)).any()
+    mask, _ = facing_boxes(6)
+    assert not gap_voxels(np.where(mask, -1.0, 1.0), radius=2).any()
+    assert gap_voxels(np.where(mask, -1.0, 1.0), radius=3).sum() == 6 * 8 * 8
+
+
+def test_gap_points_come_from_the_gap_and_from_the_near_share():
+    mask, between = facing_boxes(1)
+    sdf, _ = sequence_to_sdf(mask[None], clamp=4.0)
+    sdf = sdf[0]
+    idx = sample_indices(sdf, 1000, near_fraction=0.7, threshold=0.2, mode="band", gap_fraction=0.2, rng=3)
+    near = np.abs(sdf.ravel()[idx]) <= 0.2
+    assert np.isin(idx[-200:], np.flatnonzero(between)).all()  # the gap points come last
+    assert near[:500].all() and not near[500:800].any() and near.sum() == 700  # gap voxels are near too
+    # No gap fraction: exactly the points of the rule without it (same seed, same stream).
+    np.testing.assert_array_equal(
+        sample_indices(sdf, 300, threshold=0.2, mode="band", gap_fraction=0.0, rng=4),
+        sample_indices(sdf, 300, threshold=0.2, mode="band", rng=4),
+    )
+    # A frame without gap voxels draws its gap share from the band.
+    sphere = sphere_sdf()
+    np.testing.assert_array_equal(
+        sample_indices(sphere, 300, mode="band", gap_fraction=0.3, rng=4),
+        sample_indices(sphere, 300, mode="band", rng=4),
+    )
+    with pytest.raises(ValueError, match="gap_fraction"):
+        sample_indices(sdf, 10, near_fraction=0.3, gap_fraction=0.4)
+    with pytest.raises(ValueError, match="gap_radius"):
+        sample_indices(sdf, 10, gap_fraction=0.1, gap_radius=0)
+
+
+def test_pool_draws_gap_points_like_sample_frame(tmp_path):
+    mask, between = facing_boxes(1, size=16, side=6)
+    sdf, scale = sequence_to_sdf(np.stack([mask, np.roll(mask, 1, axis=2)]), clamp=4.0)
+    write_sdf_h5(tmp_path / "pair.h5", sdf, record={"name": "pair", "scale": scale})
+    pool = FramePoints(SDFDataset(tmp_path), points_per_frame=50, mode="band", threshold=0.2, gap_fraction=0.2,
+                       seed=2)
+    pool.resample(0)
+    for f in (0, 1):
+        coords, expected = sample_frame(sdf[f], 50, mode="band", threshold=0.2, gap_fraction=0.2, rng=(2, 0, f))
+        np.testing.assert_array_equal(pool.batch([f])[2][0].numpy(), expected)
+    gaps = [np.flatnonzero(between), np.flatnonzero(np.roll(between, 1, axis=2))]
+    assert all(np.isin(pool.index[f, -10:].numpy(), gaps[f]).all() for f in (0, 1))
+    assert pool.nbytes == 2 * 50 * 8 + 2 * sdf[0].size * 4 + sum(g.size * 4 for g in gaps)
+
+
+def test_training_options_of_the_gap_rule_are_checked():
+    assert TrainConfig().gap_fraction == 0.0 and TrainConfig().gap_radius == GAP_RADIUS
+    with pytest.raises(ValueError, match="gap_fraction"):
+        TrainConfig(near_fraction=0.5, gap_fraction=0.6)
+    with pytest.raises(ValueError, match="gap_radius"):
+        TrainConfig(gap_radius=0)
