@@ -90,12 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("prepare", help="build an SDF data set from phantoms, TIFF masks or C. elegans data")
-    p.add_argument("--source", required=True, help="phantoms:dividing|phantoms:filopodial|phantoms:deforming|tiff:PATH|celegans")
+    p = sub.add_parser("prepare", help="build an SDF data set from phantoms, TIFF masks, label time-lapses, CTC "
+                                       "folders or C. elegans data")
+    p.add_argument("--source", required=True,
+                   help="phantoms:dividing|filopodial|deforming, tiff:PATH|GLOB (single cells), labels:PATH "
+                        "(a multi-cell label time-lapse), ctc:PATH (a CTC folder with its lineage) or celegans")
     p.add_argument("--out", required=True, help="output folder (one .h5 per sequence)")
-    p.add_argument("--n-sequences", type=_positive, default=None, help="phantoms: how many; celegans: the most to keep")
-    p.add_argument("--frames", type=_positive, default=None, help="frames per sequence")
+    p.add_argument("--kind", choices=("divisions", "tracks", "cells"), default=None,
+                   help="labels/ctc/celegans: a sequence per division (default), per track, or one frame per cell")
+    p.add_argument("--n-sequences", type=_positive, default=None, help="phantoms: how many; others: the most to keep")
+    p.add_argument("--frames", type=_positive, default=None,
+                   help="frames per sequence (divisions: the window; tracks and TIFFs: resampled in time)")
     p.add_argument("--size", type=_positive, default=None, help="cube side in voxels")
+    p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
+                   help="voxel size in um of the source (default: its ImageJ/OME metadata)")
+    p.add_argument("--axes", default=None, help="axis order of TIFF sources whose metadata are wrong, e.g. TZYX")
+    p.add_argument("--align", action="store_true", default=None, help="turn each cell to its canonical pose")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="refuse cells cut by the field of view, volume jumps, tracks with gaps (default: warn)")
     p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing data set (whole)")
@@ -183,12 +195,14 @@ def _given(args, **names) -> dict:
 def _prepare(args) -> str:
     from cellnb.prepare import prepare
 
-    config = _profile(args).data.replace(**_given(args, n_sequences="n_sequences", frames="frames", size="size",
-                                                  seed="seed"))
+    given = _given(args, n_sequences="n_sequences", frames="frames", size="size", seed="seed", kind="kind",
+                   spacing="spacing", axes="axes", align="align", strict="strict")
+    config = _profile(args).data.replace(**given)
     s = prepare(args.source, args.out, config, data_dir=args.data_dir, overwrite=args.overwrite,
                 progress=not args.quiet)
-    return (f"prepared {s['n_sequences']} sequences from {args.source} into {args.out} "
-            f"({config.size}^3, {s['frames']} frames)")
+    return (f"prepared {s['n_sequences']} sequences ({s['n_train']} for training, {s['n_heldout']} held out) from "
+            f"{args.source} into {args.out}: {config.size}^3, {s['frames']} frames"
+            + (f"; {len(s['warnings'])} warning(s) above" if s["warnings"] else ""))
 
 
 def _train(args) -> str:

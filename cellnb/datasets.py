@@ -1,20 +1,23 @@
 """Readers of real segmentations into :class:`~cellnb.sequence.MaskSequence`.
 
-* :func:`read_tiff_sequence`: a time-lapse of 3D label volumes (a folder of
-  per-frame TIFFs such as the Cell Tracking Challenge ``mask000.tif`` ..., or
-  one multi-frame TIFF), one label or all foreground.
-* :func:`celegans_divisions`: division sequences from the C. elegans lineage
-  segmentation of the 3DMMS paper (Cao et al., BMC Bioinformatics 20:176,
-  2019; embryo ``170704plc1p2``, 95 time points).  For a mother cell whose two
-  daughters both exist, a window of frames around the division holds the
-  mother before and the union of the daughters after, separated by at least
-  one background voxel, cropped into a cube around the shape and resampled
-  isotropically.
-* :func:`plan_division_repair`, :func:`repair_division_window`: the division
-  windows of any lineage, given as voxel counts or masks per frame and cell,
-  re-timed where the lineage splits a cell before it divides, and with short
-  runs of glitch frames (a label of a few voxels, a leak, a missing label)
-  rebuilt from their neighbours in time (:func:`interpolate_masks`).
+* :func:`read_tiff_sequence`: one cell's 3D+t label time-lapse (a folder of
+  per-frame TIFFs such as ``mask000.tif`` ..., or one multi-frame TIFF), one
+  label or the foreground of a single-cell image; :func:`read_tiff_sequences`
+  a folder or glob of them, one sequence each.
+* :func:`labels_lineage`: a multi-cell label time-lapse with no lineage file;
+  tracks are linked by overlap between consecutive frames
+  (:func:`cellnb.ctc.link_by_overlap`: a label overlapping two in the next
+  frame divides).
+* :func:`ctc_lineage`: a Cell Tracking Challenge sequence folder (label frames
+  and its ``man_track.txt`` / ``res_track.txt``).
+* :func:`celegans_lineage`, :func:`celegans_divisions`: the C. elegans
+  lineage segmentation of the 3DMMS paper (Cao et al., BMC Bioinformatics
+  20:176, 2019; embryo ``170704plc1p2``, 95 time points); the lineage comes
+  from the cells' names.
+
+The three lineage sources give a :class:`cellnb.lineage.Frames` and a
+:class:`cellnb.lineage.Lineage`, from which :func:`cellnb.lineage.sequences_from_lineage`
+makes division, track or single-cell sequences: one code path for every lineage.
 
 The C. elegans data are third-party files, not part of the package.  They are
 looked up in ``$CELLNB_DATA_DIR/celegans-3dmms`` (layout: ``membSeg/T001_membSeg.mat``
@@ -31,19 +34,21 @@ order (see :mod:`cellnb.sdf`).  The voxel is isotropic, about 0.225 µm.
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pooch
 import scipy.io
-from scipy import ndimage
+import tifffile
 from tqdm.auto import tqdm
 
-from cellnb.io import read_mask_stack
-from cellnb.sdf import CONNECTIVITY_26, component_counts, resample_to_cube, signed_distance
+from cellnb import ctc
+from cellnb.io import read_label_stack
+from cellnb.lineage import Frames, Lineage, check_arguments, sequences_from_lineage
 from cellnb.sequence import MaskSequence
 
 __all__ = [
@@ -54,23 +59,21 @@ __all__ = [
     "CELEGANS_BASE_URL",
     "CELEGANS_REGISTRY",
     "CACHE_ENV",
-    "VOLUME_RATIO_RANGE",
-    "CROP_MARGIN",
-    "MAX_RETIMED_FRAMES",
-    "MAX_FILLED_RUN",
-    "FILL_MARGIN",
-    "DivisionRepair",
-    "plan_division_repair",
-    "interpolate_masks",
-    "repair_division_window",
+    "resolve_spacing",
     "read_tiff_sequence",
+    "read_tiff_sequences",
+    "labels_lineage",
+    "ctc_lineage",
     "celegans_dir",
     "celegans_label_table",
     "celegans_mother",
+    "celegans_lineage",
     "celegans_divisions",
 ]
 
 log = logging.getLogger(__name__)
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
 
 CELEGANS_FOLDER = "celegans-3dmms"  # sub-folder of $CELLNB_DATA_DIR
 CELEGANS_VOXEL_UM = 0.225  # isotropic voxel size in µm (3DMMS parameters, see the data README)
@@ -189,11 +192,6 @@ CELEGANS_REGISTRY = {
     "nucInformation.mat": "420374337ebcc3970556efd4cf308e3c4d08f3de71a77d9fb7f59873ae36fb47",
 }
 
-# Plausible voxel count of a label in a frame / its median in the window: daughters of a few
-# voxels and leaks into a neighbour (1.4-2.5x) are segmentation glitches.
-VOLUME_RATIO_RANGE = (0.6, 1.4)
-CROP_MARGIN = 0.15  # cube side = the window's extent around its centroid, enlarged this much on each side
-_CROP_PAD = 2  # background voxels kept around a label's bounding box for its distance transform
 _LABEL_COLUMNS = ("label", "first_frame", "last_frame", "n_frames", "median_voxels", "min_voxels", "max_voxels")
 
 # Founder cells whose mother is not their name minus its last letter (C. elegans lineage naming).
@@ -220,24 +218,47 @@ def _label_summary(labels: np.ndarray, limit: int = 20) -> str:
     return shown + (f", ... ({labels.size} labels)" if labels.size > limit else "")
 
 
+def resolve_spacing(given, found, *, where: str) -> tuple[float, float, float]:
+    """The voxel size to use: the one given (``--spacing``), else the metadata's, else 1 um with a warning.
+
+    Raises
+    ------
+    ValueError
+        A given spacing that is not three positive numbers.
+    """
+    if given is not None:
+        values = tuple(float(v) for v in np.broadcast_to(np.asarray(given, dtype=float), (3,)))
+        if not all(np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"spacing must be three positive voxel sizes Z Y X in um, got {list(given)}; "
+                             "e.g. --spacing 1.0 0.2 0.2")
+        return values
+    if found is not None:
+        return tuple(float(v) for v in found)
+    log.warning("%s records no voxel size and none was given: assuming 1 x 1 x 1 um, so a stack with a coarser "
+                "z step comes out flattened; give --spacing Z Y X", where)
+    return (1.0, 1.0, 1.0)
+
+
 def read_tiff_sequence(
-    path, *, label: int | None = None, spacing=(1.0, 1.0, 1.0), name: str | None = None
+    path, *, label: int | None = None, spacing=None, name: str | None = None, axes: str | None = None
 ) -> MaskSequence:
-    """Read a 3D+t label time-lapse from TIFF into a mask sequence.
+    """Read one cell's 3D+t label time-lapse from TIFF into a mask sequence.
 
     Parameters
     ----------
     path : path-like
-        A folder of per-frame 3D TIFFs read in name order (e.g. Cell
-        Tracking Challenge ``mask000.tif``, ``mask001.tif``, ...), or one
-        multi-frame TIFF of shape (T, Z, Y, X); see :func:`cellnb.io.read_mask_stack`.
+        A folder of per-frame 3D TIFFs (numeric order, e.g. ``mask000.tif``,
+        ``mask001.tif``, ...), or one multi-frame TIFF; see :func:`cellnb.io.read_label_stack`.
     label : int, optional
         Keep only this label; default the foreground of an image with one
         label (an image holding several labels, i.e. several cells, is refused).
-    spacing : tuple of 3 floats
-        Voxel size along Z, Y, X (e.g. µm).
+    spacing : tuple of 3 floats, optional
+        Voxel size along Z, Y, X in um; default the file's ImageJ/OME metadata
+        (:func:`resolve_spacing`).
     name : str, optional
         Sequence name; default the folder name or the file stem.
+    axes : str, optional
+        Axis order of the file when its metadata are wrong, e.g. ``"TZYX"``.
 
     Returns
     -------
@@ -252,7 +273,8 @@ def read_tiff_sequence(
         a frame has no foreground or no background.
     """
     path = Path(path)
-    labels = read_mask_stack(path)
+    labels, found = read_label_stack(path, axes=axes)
+    spacing = resolve_spacing(spacing, found, where=str(path))
     if label is None:
         present = np.unique(labels)
         present = present[present != 0]
@@ -293,6 +315,85 @@ def read_tiff_sequence(
         name or (path.name if path.is_dir() else path.stem),
         {"source": str(path), "label": None if label is None else int(label)},
     )
+
+
+def read_tiff_sequences(pattern, *, spacing=None, axes: str | None = None) -> list[MaskSequence]:
+    """One single-cell sequence per TIFF time-lapse of a folder or glob (``cells/*.tif``).
+
+    A folder of per-frame TIFFs is one time-lapse (:func:`read_tiff_sequence`);
+    a folder holding multi-frame TIFFs or folders of frames gives one
+    sequence each; a glob gives one per match.  Names are the file stems
+    (or folder names) and must be unique.
+    """
+    text = str(pattern)
+    path = Path(text)
+    if glob.has_magic(text):
+        sources = sorted(Path(p) for p in glob.glob(text))
+        if not sources:
+            raise FileNotFoundError(f"no file matches {text}; check the pattern (e.g. 'cells/*.tif')")
+    elif path.is_dir():
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        tiffs = [p for p in entries if p.is_file() and p.suffix.lower() in _TIFF_SUFFIXES]
+        if tiffs and all(_is_stack(p) is False for p in tiffs):
+            sources = [path]  # a folder of frames: one time-lapse
+        else:
+            sources = tiffs + [p for p in entries if p.is_dir()]
+    else:
+        sources = [path]
+    if not sources:
+        raise ValueError(f"{path} holds no TIFF time-lapses")
+    sequences = [read_tiff_sequence(p, spacing=spacing, axes=axes) for p in sources]
+    names = [s.name for s in sequences]
+    if len(set(names)) != len(names):
+        raise ValueError(f"time-lapses in {text} share names ({sorted(n for n in names if names.count(n) > 1)}); "
+                         "rename them, each becomes a file of the data set")
+    return sequences
+
+
+def _is_stack(path: Path) -> bool | None:
+    """Whether a TIFF holds a whole time-lapse (4D) rather than one frame; None if unreadable as one."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series[0].shape) >= 4
+    except Exception:  # tifffile raises several types for files that are not TIFFs
+        return None
+
+
+def labels_lineage(path, *, spacing=None, axes: str | None = None, name: str | None = None) -> tuple[Frames, Lineage]:
+    """A multi-cell label time-lapse without lineage file, its tracks linked by overlap.
+
+    Parameters
+    ----------
+    path : path-like
+        A multi-label TIFF ``(T, Z, Y, X)`` or a folder of label frames.
+    spacing, axes :
+        As in :func:`read_tiff_sequence`.
+    name : str, optional
+        Prefix of the sequence names; default the file stem or folder name.
+    """
+    path = Path(path)
+    labels, found = read_label_stack(path, axes=axes)
+    linked, tracks = ctc.link_by_overlap(labels)
+    prefix = f"{name or (path.name if path.is_dir() else path.stem)}_"
+    return Frames.from_array(linked, resolve_spacing(spacing, found, where=str(path))), Lineage(tracks, prefix=prefix)
+
+
+def ctc_lineage(path, *, spacing=None) -> tuple[Frames, Lineage]:
+    """A Cell Tracking Challenge sequence folder: label frames and their lineage file.
+
+    Parameters
+    ----------
+    path : path-like
+        ``XX_GT/TRA`` (``man_trackNNN.tif``, ``man_track.txt``), ``XX_GT``, or a
+        result folder (``maskNNN.tif``, ``res_track.txt``).
+    spacing : tuple of 3 floats, optional
+        Voxel size Z Y X in um; default the frames' metadata.
+    """
+    path = Path(path)
+    labels, tracks = ctc.read_sequence(path)
+    prefix = f"{path.parent.name if path.name == 'TRA' else path.name}_"
+    found = ctc.read_spacing(path)
+    return Frames.from_array(labels, resolve_spacing(spacing, found, where=str(path))), Lineage(tracks, prefix=prefix)
 
 
 def _is_celegans_folder(folder: Path) -> bool:
@@ -445,534 +546,23 @@ def celegans_mother(name: str) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------
-# Division windows of any lineage: re-timing and repair of glitch frames.
-#
-# A *span* is a run of consecutive frames around one division, as a lineage records it: first
-# frames of the mother, then frames of its two daughters.  Cells are numbered 0 (mother), 1 and
-# 2 (daughters).  The functions below take voxel counts or masks per frame and per cell, nothing
-# specific to a data set, so that any lineage reader (C. elegans, Cell Tracking Challenge
-# folders, label time-lapses) can share them.
+def celegans_lineage(data_dir=None, *, spacing=None, progress: bool = True) -> tuple[Frames, Lineage]:
+    """The C. elegans embryo as a lineage source: frames read on demand, tracks from the cells' names.
 
-# First daughter frames that may still show the undivided mother, one daughter label holding it
-# and the other a few voxels (the lineage splits one or two frames before the membranes do; in
-# the C. elegans data of 3DMMS this is what most rejected windows show, never more than two frames).
-MAX_RETIMED_FRAMES = 2
-# Consecutive glitch frames of one cell that may be rebuilt from its neighbours in time; longer
-# runs are rejected, since an interpolation across them would invent shape.
-MAX_FILLED_RUN = 2
-# Frames read beyond each end of a window, so that a glitch in its first or last frame is
-# interpolated between two real frames instead of copied from one.
-FILL_MARGIN = 1
-_CELL_NAMES = ("mother", "daughter 1", "daughter 2")
-_TIE_TOLERANCE = 1e-4  # |blended SDF| in voxels below which interpolate_masks breaks a tie
-_TIE_SIGMA = 0.5  # voxels: the Gaussian that breaks ties (the half-voxel step of a voxel SDF)
-
-
-@dataclass(frozen=True)
-class DivisionRepair:
-    """How a division window is taken from a span of frames, and which of its masks are rebuilt.
-
-    The span holds ``n_mother`` frames of the mother followed by ``n_span -
-    n_mother`` frames of the two daughters, as the lineage records them; all
-    indices here are span indices.  Made by :func:`plan_division_repair`,
-    applied by :func:`repair_division_window`.
-
-    Attributes
-    ----------
-    n_mother, n_span : int
-        Mother frames and all frames of the span.
-    start, division, stop : int
-        The window is span frames ``start .. stop - 1``; ``division`` is its
-        first two-cell frame, after re-timing (``division - start`` equals
-        ``before``).
-    retimed : tuple of int
-        Daughter frames of the span that still show the undivided mother (one
-        daughter label holds the mother, the other is implausibly small): in
-        the window they are mother frames, the union of both daughter labels.
-    fills : tuple of (int, int, int or None, int or None)
-        ``(frame, cell, previous, next)`` for every glitch entry of the window
-        (cell 0 the mother, 1 and 2 the daughters): a voxel count outside
-        :data:`VOLUME_RATIO_RANGE` times that cell's median in the window, or
-        none at all.  It is rebuilt from the nearest plausible frames of the
-        same cell, ``previous`` and ``next`` (None where the cell has none on
-        that side within the span).
-    notes : tuple of str
-        One line per repair, for logs and sequence metadata.
-    rejected : str or None
-        Why the window cannot be used (then the other fields are not meaningful).
+    Frame ``t`` (0-based) is time point ``T{t + 1:03d}``; a label's track runs
+    over the time points it occurs in (``labels.csv``, or derived), its parent
+    is the label of its mother by lineage naming (:func:`celegans_mother`).
     """
-
-    n_mother: int
-    n_span: int
-    start: int = 0
-    division: int = 0
-    stop: int = 0
-    retimed: tuple[int, ...] = ()
-    fills: tuple[tuple[int, int, int | None, int | None], ...] = ()
-    notes: tuple[str, ...] = ()
-    rejected: str | None = None
-
-    @property
-    def repaired(self) -> bool:
-        """Whether the window was re-timed or has rebuilt masks."""
-        return bool(self.retimed or self.fills)
-
-    def cells_at(self, i: int) -> tuple[int, ...]:
-        """Cells of span frame ``i`` in the window: ``(0,)`` before the division, ``(1, 2)`` from it on."""
-        return (0,) if i < self.division else (1, 2)
-
-    def inputs(self) -> tuple[tuple[int, int], ...]:
-        """The ``(frame, cell)`` masks that :func:`repair_division_window` reads, in span order.
-
-        Cell 0 of a mother frame, cells 1 and 2 of a daughter frame (both for
-        a re-timed frame, whose mother is their union).  Every other entry,
-        glitches included, may be left out (None).
-        """
-        filled = {(i, c) for i, c, _, _ in self.fills}
-        needed = {(i, c) for i in range(self.start, self.stop) for c in self.cells_at(i)} - filled
-        needed |= {(n, c) for _, c, p, q in self.fills for n in (p, q) if n is not None}
-        entries = set()
-        for i, c in needed:
-            entries |= {(i, 1), (i, 2)} if c == 0 and i >= self.n_mother else {(i, c)}
-        return tuple(sorted(entries))
-
-
-def _longest_run(indices: list[int]) -> int:
-    """Length of the longest run of consecutive integers in a sorted list."""
-    best = run = 0
-    for k, i in enumerate(indices):
-        run = run + 1 if k and i == indices[k - 1] + 1 else 1
-        best = max(best, run)
-    return best
-
-
-def plan_division_repair(
-    mother_voxels,
-    daughter_voxels,
-    *,
-    before: int,
-    after: int,
-    ratio_range=VOLUME_RATIO_RANGE,
-    max_retimed: int = MAX_RETIMED_FRAMES,
-    max_filled_run: int = MAX_FILLED_RUN,
-    names=_CELL_NAMES,
-    times=None,
-) -> DivisionRepair:
-    """Plan a division window in a span of frames from voxel counts alone: re-time it, find its glitches.
-
-    1. **Re-timing.**  While a first daughter frame has one daughter below
-       ``ratio_range[0]`` times its median over the span and the other alone
-       within ``ratio_range`` times the mother's median, the cell has not
-       divided yet in that frame (the lineage split it early): it becomes a
-       mother frame, at most ``max_retimed`` of them.
-    2. **Window.**  ``before`` frames up to the (re-timed) division and
-       ``after`` frames from it on.
-    3. **Glitches.**  Per cell, a window frame whose count is outside
-       ``ratio_range`` times the cell's median in the window (a few voxels, a
-       leak into a neighbour, a missing label) is marked to be rebuilt from
-       the nearest plausible frames of that cell (see
-       :func:`repair_division_window`).  A cell with more than
-       ``max_filled_run`` glitch frames in a row, or glitches in more than
-       half of its window frames, rejects the window.
-
-    Parameters
-    ----------
-    mother_voxels : array_like, shape (M,)
-        Voxel count of the mother in each of its span frames (0: missing), M >= ``before``.
-    daughter_voxels : array_like, shape (D, 2)
-        Voxel counts of both daughters in each of their span frames, D >= ``after``.
-    before, after : int
-        Frames of the window before the division and from it on (>= 1).
-    ratio_range : (float, float)
-        Plausible count / median of a cell (default :data:`VOLUME_RATIO_RANGE`).
-    max_retimed : int
-        Most first daughter frames that may be re-timed (0: none).
-    max_filled_run : int
-        Most consecutive glitch frames of one cell that may be rebuilt (0: none).
-    names : sequence of 3 str
-        Names of the mother and the daughters, for the notes.
-    times : sequence of M + D, optional
-        Time point of each span frame, for the notes; default the span index.
-
-    Returns
-    -------
-    DivisionRepair
-        With ``rejected`` set when no usable window exists: the reason starts
-        with ``"too few frames"`` or ``"implausible volume"``.
-    """
-    mother_voxels = np.asarray(mother_voxels, dtype=float)
-    daughter_voxels = np.asarray(daughter_voxels, dtype=float)
-    if isinstance(before, bool) or int(before) != before or before < 1:
-        raise ValueError(f"before must be a positive number of frames, got {before}")
-    if isinstance(after, bool) or int(after) != after or after < 1:
-        raise ValueError(f"after must be a positive number of frames, got {after}")
-    if mother_voxels.ndim != 1 or mother_voxels.size < before:
-        raise ValueError(f"mother_voxels must be a 1D array of at least before={before} counts, "
-                         f"got shape {mother_voxels.shape}")
-    if daughter_voxels.ndim != 2 or daughter_voxels.shape[1] != 2 or len(daughter_voxels) < after:
-        raise ValueError(f"daughter_voxels must have shape (D, 2) with D >= after={after}, "
-                         f"got shape {daughter_voxels.shape}")
-    if (mother_voxels < 0).any() or (daughter_voxels < 0).any():
-        raise ValueError("voxel counts must be 0 or more; give 0 where a cell is missing")
-    lo, hi = ratio_range
-    if not 0 < lo <= 1 <= hi:
-        raise ValueError(f"ratio_range must be (low, high) with 0 < low <= 1 <= high, got {ratio_range}")
-    if int(max_retimed) < 0 or int(max_filled_run) < 0:
-        raise ValueError(f"max_retimed and max_filled_run must be 0 or more, got {max_retimed}, {max_filled_run}")
-    names = tuple(names)
-    if len(names) != 3:
-        raise ValueError(f"names must name the mother and both daughters (3 names), got {names}")
-    n_mother, n_daughter = mother_voxels.size, len(daughter_voxels)
-    n_span = n_mother + n_daughter
-    times = list(range(n_span)) if times is None else list(times)
-    if len(times) != n_span:
-        raise ValueError(f"times must give one time point per span frame ({n_span}), got {len(times)}")
-    empty = DivisionRepair(n_mother, n_span)
-
-    mother_ref = float(np.median(mother_voxels))
-    daughter_ref = np.median(daughter_voxels, axis=0)
-    notes, k = [], 0
-    while k < min(int(max_retimed), n_daughter):
-        small, large = np.argsort(daughter_voxels[k], kind="stable")
-        counts = daughter_voxels[k]
-        if not (counts[small] < lo * daughter_ref[small] and mother_ref > 0
-                and lo <= counts[large] / mother_ref <= hi):
-            break
-        notes.append(f"frame {times[n_mother + k]} re-timed to the mother: {names[1 + large]} holds it "
-                     f"({counts[large]:.0f} voxels, mother median {mother_ref:.0f}), {names[1 + small]} has "
-                     f"{counts[small]:.0f} (median {daughter_ref[small]:.0f})")
-        k += 1
-    division = n_mother + k
-    start, stop = division - int(before), division + int(after)
-    if stop > n_span:
-        why = f" after re-timing the division by {k} frame(s)" if k else ""
-        return replace(empty, rejected=f"too few frames: {names[1]} and {names[2]} have {n_span - division} "
-                                       f"frames{why}, the window needs {after} after")
-
-    counts = {0: {i: float(mother_voxels[i]) for i in range(n_mother)}}
-    counts[0].update({i: float(daughter_voxels[i - n_mother].sum()) for i in range(n_mother, division)})
-    for c in (1, 2):
-        counts[c] = {i: float(daughter_voxels[i - n_mother, c - 1]) for i in range(division, n_span)}
-    window = {0: range(start, division), 1: range(division, stop), 2: range(division, stop)}
-    fills = []
-    for c in (0, 1, 2):
-        ref = float(np.median([counts[c][i] for i in window[c]]))
-        good = sorted(i for i, n in counts[c].items() if ref > 0 and lo <= n / ref <= hi)
-        bad = [i for i in window[c] if i not in good]
-        if not bad:
-            continue
-        shown = ", ".join(f"{counts[c][i]:.0f} at frame {times[i]}" for i in bad)
-        if _longest_run(bad) > int(max_filled_run) or 2 * len(bad) > len(window[c]):
-            return replace(empty, rejected=f"implausible volume: {names[c]} has {shown} (median {ref:.0f} in "
-                                           f"the window), more glitch frames than can be rebuilt "
-                                           f"(at most {max_filled_run} in a row and half of the window)")
-        for i in bad:
-            prev = max((g for g in good if g < i), default=None)
-            nxt = min((g for g in good if g > i), default=None)
-            if prev is None and nxt is None:
-                return replace(empty, rejected=f"implausible volume: {names[c]} has no plausible frame in the span")
-            fills.append((i, c, prev, nxt))
-            source = " and ".join(f"frame {times[n]}" for n in (prev, nxt) if n is not None)
-            how = "interpolated between" if prev is not None and nxt is not None else "copied from"
-            notes.append(f"{names[c]} at frame {times[i]} ({counts[c][i]:.0f} voxels, median {ref:.0f}) "
-                         f"{how} {source}")
-    return DivisionRepair(n_mother, n_span, start, division, stop, tuple(range(n_mother, division)),
-                          tuple(sorted(fills)), tuple(notes))
-
-
-def interpolate_masks(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
-    """Shape-based interpolation between two binary frames of one cell.
-
-    The signed distances of both masks are blended linearly and thresholded
-    at zero (Raya & Udupa, IEEE Trans. Med. Imaging 9(1):32-42, 1990), so the
-    shape grows or shrinks between the two instead of fading in and out.
-    Each distance map is first translated (linear interpolation) so that its
-    centroid sits at the blended centroid: a cell that moves by a good part
-    of its size between the frames is then not thinned where the two do not
-    overlap.  Voxels where the blend is exactly zero (at equal weights a
-    surface voxel of one mask on the outside neighbour of the other's
-    surface) take the sign of the blend smoothed by a Gaussian of half a voxel.
-
-    Parameters
-    ----------
-    first, second : ndarray of bool, shape (D0, D1, D2)
-        Non-empty, not full, one shape.
-    weight : float
-        0 gives ``first``, 1 gives ``second``.
-
-    Returns
-    -------
-    ndarray of bool, shape (D0, D1, D2)
-    """
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must lie in [0, 1], got {weight}")
-    if np.shape(first) != np.shape(second):
-        raise ValueError(f"masks must have one shape, got {np.shape(first)} and {np.shape(second)}")
-    if weight in (0.0, 1.0):
-        return np.array(first if weight == 0.0 else second, dtype=bool)
-    centres = [np.array(ndimage.center_of_mass(m)) for m in (first, second)]
-    target = (1.0 - weight) * centres[0] + weight * centres[1]
-    blend = sum(
-        w * ndimage.shift(signed_distance(m), target - c, order=1, mode="nearest")
-        for w, m, c in zip((1.0 - weight, weight), (first, second), centres)
-    )
-    tie = np.abs(blend) < _TIE_TOLERANCE
-    return (blend < 0) | (tie & (ndimage.gaussian_filter(blend, _TIE_SIGMA) < 0))
-
-
-def _voxel_count(mask) -> int:
-    return 0 if mask is None else int(np.count_nonzero(mask))
-
-
-def repair_division_window(
-    mother,
-    daughters,
-    *,
-    before: int,
-    after: int,
-    repair: DivisionRepair | None = None,
-    ratio_range=VOLUME_RATIO_RANGE,
-    max_retimed: int = MAX_RETIMED_FRAMES,
-    max_filled_run: int = MAX_FILLED_RUN,
-) -> tuple[list[tuple[np.ndarray, ...]] | None, DivisionRepair]:
-    """The masks of a division window, re-timed and with its glitch frames rebuilt.
-
-    Plans with :func:`plan_division_repair` on the masks' voxel counts (or
-    uses ``repair``, e.g. planned on counts at another resolution), then
-    builds the window: a re-timed frame's mother is the union of both
-    daughter labels; a glitch entry is interpolated between the nearest
-    plausible frames of that cell before and after it with
-    :func:`interpolate_masks` (weights by distance in frames), or copied from
-    the only one there is at the end of a span.  Interpolation is preferred to
-    copying a neighbour or dropping the frame: the cell keeps moving and
-    growing through the rebuilt frame, and the frames stay evenly spaced in time.
-
-    Parameters
-    ----------
-    mother : sequence of M ndarray of bool (D0, D1, D2) or None
-        The mother in its span frames; None where missing or not needed.
-    daughters : sequence of D pairs of (ndarray of bool or None)
-        Both daughters in their span frames.
-    before, after : int
-        Window frames before the division and from it on.
-    repair : DivisionRepair, optional
-        A plan for this span; its :meth:`DivisionRepair.inputs` must be given.
-    ratio_range, max_retimed, max_filled_run :
-        The rule of :func:`plan_division_repair` (when ``repair`` is None).
-
-    Returns
-    -------
-    cells : list of tuple of ndarray of bool, or None
-        ``before + after`` frames: ``(mother,)`` before the division,
-        ``(daughter 1, daughter 2)`` from it on; None when rejected.
-    repair : DivisionRepair
-        The plan used (``repair.rejected`` says why a window is unusable).
-
-    Raises
-    ------
-    ValueError
-        If masks differ in shape, a mask the plan reads is None, or
-        ``repair`` does not fit the span.
-    """
-    mother = list(mother)
-    daughters = [tuple(pair) for pair in daughters]
-    if any(len(pair) != 2 for pair in daughters):
-        raise ValueError("daughters must hold one pair of masks (daughter 1, daughter 2) per frame")
-    shapes = {np.shape(m) for m in [*mother, *(m for pair in daughters for m in pair)] if m is not None}
-    if len(shapes) > 1:
-        raise ValueError(f"all masks of a window must have one shape, got {sorted(shapes)}")
-    if repair is None:
-        repair = plan_division_repair([_voxel_count(m) for m in mother],
-                                      [[_voxel_count(m) for m in pair] for pair in daughters],
-                                      before=before, after=after, ratio_range=ratio_range,
-                                      max_retimed=max_retimed, max_filled_run=max_filled_run)
-    elif (repair.n_mother, repair.n_span) != (len(mother), len(mother) + len(daughters)) or (
-            not repair.rejected and (repair.division - repair.start, repair.stop - repair.division) != (before, after)):
-        raise ValueError(f"repair was planned for {repair.n_mother} mother frames of {repair.n_span} with another "
-                         f"window; got {len(mother)} + {len(daughters)} frames, before={before}, after={after}")
-    if repair.rejected:
-        return None, repair
-
-    def given(i: int, c: int) -> np.ndarray | None:
-        return mother[i] if c == 0 else daughters[i - repair.n_mother][c - 1]
-
-    for i, c in repair.inputs():
-        # a re-timed frame's mother is the union of its daughter labels: one of them may be absent
-        union_given = i in repair.retimed and any(m is not None for m in daughters[i - repair.n_mother])
-        if given(i, c) is None and not union_given:
-            raise ValueError(f"the mask of {_CELL_NAMES[c]} at span frame {i} is None, but the repair needs it")
-
-    def entry(i: int, c: int) -> np.ndarray:
-        if c == 0 and i >= repair.n_mother:
-            return np.logical_or.reduce([m for m in daughters[i - repair.n_mother] if m is not None])
-        return np.asarray(given(i, c), dtype=bool)
-
-    rebuilt = {}
-    for i, c, prev, nxt in repair.fills:
-        if prev is None or nxt is None:
-            rebuilt[(i, c)] = entry(prev if nxt is None else nxt, c).copy()
-        else:
-            rebuilt[(i, c)] = interpolate_masks(entry(prev, c), entry(nxt, c), (i - prev) / (nxt - prev))
-    cells = [tuple(rebuilt[(i, c)] if (i, c) in rebuilt else entry(i, c) for c in repair.cells_at(i))
-             for i in range(repair.start, repair.stop)]
-    return cells, repair
-
-
-@dataclass
-class _Window:
-    """One division: the span of source frames read for it and the cropped label masks gathered so far.
-
-    The span holds the mother's last ``before`` frames and the daughters'
-    first ``after`` frames, plus up to :data:`MAX_RETIMED_FRAMES` daughter
-    frames for re-timing and :data:`FILL_MARGIN` frames beyond each end where
-    the data have them (see :func:`plan_division_repair`).
-    """
-
-    mother: str
-    daughters: tuple[str, str]
-    labels: dict[str, int]
-    mother_frames: list[int]
-    daughter_frames: list[int]
-    before: int
-    after: int
-    crops: dict = field(default_factory=dict)  # (frame, cell name) -> (bool crop (Z, Y, X), offset (3,))
-
-    @property
-    def name(self) -> str:
-        return f"celegans_{self.mother}"
-
-    @property
-    def frames(self) -> list[int]:
-        return self.mother_frames + self.daughter_frames
-
-    def cells_at(self, t: int) -> tuple[str, ...]:
-        return (self.mother,) if t <= self.mother_frames[-1] else self.daughters
-
-    def key(self, i: int, cell: int) -> tuple[int, str]:
-        """Crop key of span frame ``i`` and cell 0 (mother), 1 or 2 (daughters)."""
-        return self.frames[i], (self.mother, *self.daughters)[cell]
-
-
-def _plan_windows(table: dict[str, dict], frames: int, before: int) -> tuple[list[_Window], list[tuple[str, str]]]:
-    """Division windows that the label table allows, and the divisions it rules out with reasons."""
-    after = frames - before
-    children: dict[str, list[str]] = {}
-    for cell in table:
-        mother = celegans_mother(cell)
-        if mother in table:
-            children.setdefault(mother, []).append(cell)
-    windows, skipped = [], []
-    for mother in sorted(children, key=lambda m: table[m]["label"]):
-        name = f"celegans_{mother}"
-        daughters = tuple(sorted(children[mother]))
-        if len(daughters) != 2:
-            skipped.append((name, f"missing daughter: only {', '.join(daughters)} in the data"))
-            continue
-        m = table[mother]
-        last = m["last_frame"]
-        firsts = [table[d]["first_frame"] for d in daughters]
-        if firsts != [last + 1, last + 1]:
-            skipped.append(
-                (name, f"not contiguous: daughters start at frames {firsts}, the mother ends at frame {last}")
-            )
-            continue
-        if m["n_frames"] < before:
-            skipped.append((name, f"too few frames: mother has {m['n_frames']}, the window needs {before} before"))
-            continue
-        short = [d for d in daughters if table[d]["last_frame"] - last < after]
-        if short:
-            have = min(table[d]["last_frame"] - last for d in short)
-            skipped.append((name, f"too few frames: daughter {short[0]} has {have}, the window needs {after} after"))
-            continue
-        first = max(m["first_frame"], last - before + 1 - FILL_MARGIN)
-        end = min(min(table[d]["last_frame"] for d in daughters), last + after + MAX_RETIMED_FRAMES + FILL_MARGIN)
-        windows.append(
-            _Window(
-                mother=mother,
-                daughters=daughters,
-                labels={c: table[c]["label"] for c in (mother, *daughters)},
-                mother_frames=list(range(first, last + 1)),
-                daughter_frames=list(range(last + 1, end + 1)),
-                before=before,
-                after=after,
-            )
-        )
-    return windows, skipped
-
-
-def _build_window(window: _Window, size: int) -> MaskSequence | str:
-    """Re-time, repair and resample a window into a division sequence, or return why it is rejected."""
-    voxels = {key: int(crop.sum()) for key, (crop, _) in window.crops.items()}
-    n_mother = len(window.mother_frames)
-    repair = plan_division_repair(
-        [voxels.get(window.key(i, 0), 0) for i in range(n_mother)],
-        [[voxels.get(window.key(i, c), 0) for c in (1, 2)] for i in range(n_mother, len(window.frames))],
-        before=window.before,
-        after=window.after,
-        names=(window.mother, *window.daughters),
-        times=window.frames,
-    )
-    if repair.rejected:
-        return repair.rejected
-    inputs = [window.key(i, c) for i, c in repair.inputs() if window.key(i, c) in window.crops]
-    # One cube for the whole window, centred on the centroid of all its plausible voxels.
-    total, weighted = 0, np.zeros(3)
-    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    in_window = set(window.frames[repair.start : repair.stop])
-    for key in inputs:
-        if key[0] not in in_window:
-            continue
-        crop, offset = window.crops[key]
-        n = voxels[key]
-        total += n
-        weighted += n * (np.array(ndimage.center_of_mass(crop)) + offset)
-        lo = np.minimum(lo, offset)
-        hi = np.maximum(hi, offset + np.array(crop.shape) - 1)
-    center = weighted / total
-    half = float(np.max(np.maximum(center - lo, hi - center))) + 0.5
-    side = 2.0 * half * (1.0 + 2.0 * CROP_MARGIN)
-
-    def cube(key) -> np.ndarray:
-        crop, offset = window.crops[key]
-        return resample_to_cube(
-            np.pad(crop, _CROP_PAD), center=center - (offset - _CROP_PAD), side=side, size=size
-        )
-
-    cubes = {key: cube(key) for key in inputs}
-    cells, _ = repair_division_window(
-        [cubes.get(window.key(i, 0)) for i in range(n_mother)],
-        [tuple(cubes.get(window.key(i, c)) for c in (1, 2)) for i in range(n_mother, len(window.frames))],
-        before=window.before,
-        after=window.after,
-        repair=repair,
-    )
-    masks = []
-    for frame_cells in cells:
-        if len(frame_cells) == 1:
-            masks.append(frame_cells[0])
-            continue
-        # Daughters are resampled apart, then the voxels where they touch or overlap become
-        # background, so they stay two 26-connected components at any grid size.
-        a, b = frame_cells
-        touching = ndimage.binary_dilation(a, CONNECTIVITY_26) & ndimage.binary_dilation(b, CONNECTIVITY_26)
-        masks.append((a | b) & ~touching)
-    n_components = component_counts(np.stack(masks)).tolist()
-    expected = [1] * window.before + [2] * window.after
-    if n_components != expected:
-        return f"topology: components per frame {n_components}, expected 1 before and 2 from the division on"
-    step = side / size * CELEGANS_VOXEL_UM
-    meta = {
-        "family": "dividing",
-        "source": CELEGANS_FOLDER,
-        "mother": window.mother,
-        "daughters": list(window.daughters),
-        "division_frame": window.before,
-        "source_frames": window.frames[repair.start : repair.stop],
-        "retimed": len(repair.retimed),
-        "repairs": list(repair.notes),
-    }
-    return MaskSequence(np.stack(masks), (step, step, step), window.name, meta)
+    folder = celegans_dir(data_dir, progress=progress)
+    table = celegans_label_table(folder, progress=progress)
+    files = _frame_files(folder)
+    label_of = {name: row["label"] for name, row in table.items()}
+    rows = [(row["label"], row["first_frame"] - 1, row["last_frame"] - 1,
+             label_of.get(celegans_mother(name) or "", 0)) for name, row in table.items()]
+    tracks = pd.DataFrame(sorted(rows), columns=list(ctc.TRACK_COLUMNS))
+    names = {row["label"]: name for name, row in table.items()}
+    given = resolve_spacing(spacing, (CELEGANS_VOXEL_UM,) * 3, where=str(folder))
+    return Frames(max(files), lambda t: _load_frame(files[t + 1]), given), Lineage(tracks, names, "celegans_")
 
 
 def celegans_divisions(
@@ -982,121 +572,31 @@ def celegans_divisions(
     size: int = 48,
     before: int | None = None,
     max_sequences: int | None = None,
+    align: bool = False,
     progress: bool = True,
 ) -> tuple[list[MaskSequence], list[tuple[str, str]]]:
     """Division sequences of the C. elegans embryo: mother, then its two daughters.
 
-    For every mother whose two daughters exist (lineage naming, see
-    :func:`celegans_mother`) and start right after the mother's last frame,
-    a window of ``frames`` consecutive time points holds the mother in its
-    last ``before`` frames and the union of the daughters in their first
-    ``frames - before`` frames.  The window is cropped into one cube centred on
-    the centroid of all its voxels (side: the largest distance from the
-    centroid to the window's bounding box, doubled and enlarged by
-    :data:`CROP_MARGIN` on each side) and resampled isotropically to
-    ``size^3`` with :func:`cellnb.sdf.resample_to_cube`.  The daughters are
-    resampled separately and the voxels where they touch are set to
-    background, so a division is a change from one 26-connected component to
-    two.
-
-    Segmentation glitches are repaired with :func:`plan_division_repair` and
-    :func:`repair_division_window`, planned on the voxel counts at full
-    resolution and applied in the cube: first daughter frames in which one
-    daughter label holds the whole undivided mother and the other a few
-    voxels are re-timed to the mother (the division moves later, at most
-    :data:`MAX_RETIMED_FRAMES` frames); a cell whose voxel count in a window
-    frame is outside :data:`VOLUME_RATIO_RANGE` times its median in the
-    window (a few voxels, a leak into a neighbour, a missing label) has that
-    frame rebuilt by shape-based interpolation between its nearest plausible
-    frames (read up to :data:`FILL_MARGIN` frames beyond the window), at
-    most :data:`MAX_FILLED_RUN` frames in a row.  Glitch frames do not count
-    towards the cube.
-
-    A division is skipped, with a reason logged at INFO level and returned,
-    when a daughter is missing, the daughters do not follow the mother
-    directly, the mother or a daughter has too few frames (also after
-    re-timing), a cell has more glitch frames than can be rebuilt, or the
-    resampled frames do not have exactly 1 component before the division and
-    2 from it on.
-
-    Each frame file is read once; windows are built in the order they end in
-    time, holding only the cropped label masks of unfinished windows.
-
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        See :func:`celegans_dir`.
-    frames : int
-        Frames per window (>= 2).
-    size : int
-        Cube side in voxels (>= 8).
-    before : int, optional
-        Mother frames in the window (1 .. frames - 1); default ``frames // 2``.
-    max_sequences : int, optional
-        Stop after this many sequences (the earliest windows in time).
-        Divisions not reached are not examined and not listed as skipped.
-    progress : bool
-        Show a progress bar over the frames read.
+    :func:`cellnb.lineage.sequences_from_lineage` with ``kind="divisions"``
+    on :func:`celegans_lineage`: for every mother whose two daughters start
+    right after her last frame, a window of ``frames`` consecutive time points
+    (her last ``before``, their first ``frames - before``), glitch frames
+    re-timed or rebuilt (:mod:`cellnb.repair`), cropped into one cube and
+    resampled isotropically to ``size^3``, the daughters apart.
 
     Returns
     -------
     sequences : list of MaskSequence
         Named ``celegans_<mother>``; masks (frames, size, size, size); spacing
-        the physical voxel size in µm (``side / size * 0.225``); ``meta``
-        ``{"family": "dividing", "source": "celegans-3dmms", "mother",
-        "daughters", "division_frame": before, "source_frames": [time points],
-        "retimed": frames the division moved after the lineage's,
-        "repairs": [one line per re-timed or rebuilt frame]}``.
+        the physical voxel size in µm; ``meta`` ``{"family": "dividing",
+        "mother", "daughters", "division_frame": before, "source_frames":
+        [frames, 0-based], "retimed", "repairs"}``.
     skipped : list of (str, str)
         ``(name, reason)`` of every division examined and not built.
     """
-    if isinstance(frames, bool) or int(frames) != frames or frames < 2:
-        raise ValueError(f"frames must be an integer of at least 2, got {frames}")
-    if isinstance(size, bool) or int(size) != size or size < 8:
-        raise ValueError(f"size must be an integer of at least 8 voxels, got {size}")
-    frames, size = int(frames), int(size)
-    before = frames // 2 if before is None else before
-    if int(before) != before or not 1 <= before <= frames - 1:
-        raise ValueError(f"before must be between 1 and frames - 1 = {frames - 1} mother frames, got {before}")
-    if max_sequences is not None and (int(max_sequences) != max_sequences or max_sequences < 1):
-        raise ValueError(f"max_sequences must be a positive integer or None (all), got {max_sequences}")
-    folder = celegans_dir(data_dir, progress=progress)
-    windows, skipped = _plan_windows(celegans_label_table(folder, progress=progress), frames, int(before))
-    for name, reason in skipped:
-        log.info("skip %s: %s", name, reason)
-    windows.sort(key=lambda w: (w.frames[-1], w.labels[w.mother]))
-    files = _frame_files(folder)
-    needed = sorted({t for w in windows for t in w.frames})
-    sequences: list[MaskSequence] = []
-    open_windows = list(windows)
-    with tqdm(total=len(needed), desc="C. elegans frames", unit="frame", disable=not progress) as bar:
-        for t in needed:
-            if max_sequences is not None and len(sequences) >= max_sequences:
-                break
-            volume = _load_frame(files[t])
-            objects = ndimage.find_objects(volume)
-            for w in open_windows:
-                if not w.frames[0] <= t <= w.frames[-1]:
-                    continue
-                for cell in w.cells_at(t):
-                    label = w.labels[cell]
-                    box = objects[label - 1] if label <= len(objects) else None
-                    if box is not None:  # a missing label is a glitch the repair may rebuild
-                        w.crops[(t, cell)] = (volume[box] == label, np.array([sl.start for sl in box]))
-            for w in [w for w in open_windows if w.frames[-1] == t]:
-                if max_sequences is not None and len(sequences) >= max_sequences:
-                    break
-                open_windows.remove(w)
-                result = _build_window(w, size)
-                w.crops.clear()
-                if isinstance(result, str):
-                    log.info("skip %s: %s", w.name, result)
-                    skipped.append((w.name, result))
-                else:
-                    sequences.append(result)
-            bar.update()
-            bar.set_postfix(built=len(sequences), skipped=len(skipped))
-    repaired = sum(bool(seq.meta["repairs"]) for seq in sequences)
-    log.info("C. elegans: %d division sequences built (%d repaired), %d skipped", len(sequences), repaired,
-             len(skipped))
+    check_arguments(kind="divisions", n_frames=frames, size=size, before=before, max_sequences=max_sequences)
+    source, lineage = celegans_lineage(data_dir, progress=progress)
+    sequences, skipped, _ = sequences_from_lineage(source, lineage, kind="divisions", n_frames=frames, size=size,
+                                                   before=before, align=align, max_sequences=max_sequences,
+                                                   progress=progress)
     return sequences, skipped

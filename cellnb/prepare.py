@@ -31,7 +31,8 @@ from cellnb import datasets, phantoms
 from cellnb.config import Config
 from cellnb.devices import check_memory
 from cellnb.io import atomic_folder, check_writable_folder, write_json, write_sdf_h5
-from cellnb.sdf import component_counts, crop_to_cube, default_clamp, sequence_to_sdf
+from cellnb.lineage import KINDS, sequences_from_lineage
+from cellnb.sdf import component_counts, crop_to_cube, default_clamp, resample_time, sequence_to_sdf
 from cellnb.sequence import MaskSequence
 from cellnb.workspace import DataDir, RunDir
 
@@ -69,6 +70,21 @@ class DataConfig(Config):
         grid axes, :func:`cellnb.sdf.canonical_rotation`) so that the codes
         need not spend capacity on orientation; the rotation is recorded in
         each sequence's ``meta["rotation"]``.
+    kind : {"divisions", "tracks", "cells"}
+        Lineage sources (``labels``, ``ctc``, ``celegans``): one sequence per
+        division, per track, or one frame per track (:mod:`cellnb.lineage`).
+    spacing : tuple of 3 floats or None
+        Voxel size Z, Y, X in micrometres of the source's masks; None: from
+        the files' ImageJ/OME metadata (a warning when they have none), C.
+        elegans 0.225.  Anisotropic voxels are resampled to isotropic cubes
+        at physical size.
+    axes : str or None
+        Axis order of TIFF sources when their metadata are wrong or missing,
+        e.g. ``"TZYX"``.
+    strict : bool
+        Refuse data that cannot be trusted (cells cut by the field of view,
+        volume jumps, too small daughters, tracks with gaps) instead of
+        warning about them.
     """
 
     n_sequences: int = 8
@@ -77,13 +93,20 @@ class DataConfig(Config):
     seed: int = 0
     holdout: float = 0.25
     align: bool = False
+    kind: str = "divisions"
+    spacing: tuple[float, ...] | None = None
+    axes: str | None = None
+    strict: bool = False
 
     SECTION = "data"
 
     def validate(self):
         if self.n_sequences < 1:
             raise ValueError(f"data.n_sequences must be at least 1, got {self.n_sequences}")
-        if self.frames < 2:
+        if self.kind == "cells" and self.frames != 1:
+            raise ValueError(f"data.kind cells makes one frame per cell: set data.frames to 1 (--frames 1), "
+                             f"got {self.frames}")
+        if self.kind != "cells" and self.frames < 2:
             raise ValueError(f"data.frames must be at least 2, got {self.frames}")
         if self.size < MIN_SIZE:
             raise ValueError(f"data.size must be at least {MIN_SIZE} voxels, got {self.size}")
@@ -91,11 +114,19 @@ class DataConfig(Config):
             raise ValueError(f"data.seed must be a non-negative integer, got {self.seed}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"data.holdout must be a share in [0, 1), got {self.holdout}")
+        if self.kind not in KINDS:
+            raise ValueError(f"data.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.spacing is not None and (len(self.spacing) != 3 or min(self.spacing) <= 0):
+            raise ValueError(f"data.spacing must be three positive voxel sizes Z Y X in um, got {list(self.spacing)}; "
+                             "e.g. --spacing 1.0 0.2 0.2")
 
     def required_bytes(self) -> int:
         """Estimated peak memory of preparing this data set: every mask, plus one sequence's SDF work."""
         voxels = self.size**3
         return self.n_sequences * self.frames * voxels + voxels * (self.frames * 4 + _SDF_BYTES_PER_VOXEL)
+
+
+SOURCES = "phantoms:dividing|filopodial|deforming, tiff:PATH|GLOB, labels:PATH, ctc:PATH or celegans"
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -107,47 +138,72 @@ def parse_source(source: str) -> tuple[str, str]:
                 f"unknown phantom family {arg!r} in source {source!r}; "
                 f"use one of {', '.join('phantoms:' + f for f in phantoms.FAMILIES)}"
             )
-    elif kind == "tiff":
+    elif kind in ("tiff", "labels", "ctc"):
         if not arg:
-            raise ValueError(f"source {source!r} needs a path: tiff:PATH (folder of mask*.tif or one .tif)")
+            raise ValueError(f"source {source!r} needs a path: {kind}:PATH")
     elif kind == "celegans":
         if arg:
             raise ValueError(f"source 'celegans' takes no argument, got {source!r}; set the folder with data_dir")
     else:
-        raise ValueError(
-            f"unknown source {source!r}; use phantoms:dividing|filopodial|deforming, tiff:PATH or celegans"
-        )
+        raise ValueError(f"unknown source {source!r}; use {SOURCES}")
     return kind, arg
 
 
-def load_source(source: str, config: DataConfig, *, data_dir=None, label: int | None = None,
-                spacing=(1.0, 1.0, 1.0), progress: bool = True) -> list[MaskSequence]:
-    """Mask sequences of a source, all frames ``(size, size, size)``.
+def _time_resampled(seq: MaskSequence, frames: int) -> MaskSequence:
+    """A single-cell time-lapse brought to ``frames`` frames (linear on the SDF, :func:`cellnb.sdf.resample_time`)."""
+    if seq.n_frames == frames:
+        return seq
+    if seq.n_frames == 1:
+        raise ValueError(f"{seq.name} has one frame; it cannot be resampled to {frames}: use frames=1 for a static "
+                         "data set or give time-lapses")
+    masks = resample_time(seq.masks, frames, spacing=seq.spacing)
+    return MaskSequence(masks, seq.spacing, seq.name, {**seq.meta, "source_frames": seq.n_frames})
+
+
+def load_source(source: str, config: DataConfig, *, data_dir=None,
+                progress: bool = True) -> tuple[list[MaskSequence], list[str]]:
+    """Mask sequences of a source, all frames ``(size, size, size)``, ``frames`` frames each, and warnings.
 
     Parameters
     ----------
     source : str
         See the module docstring.
     config : DataConfig
-        ``n_sequences`` (phantoms: how many; C. elegans: the most to keep, the
-        earliest division windows; ignored for TIFF, one sequence),
-        ``frames`` (phantoms and C. elegans windows), ``size``, ``seed``.
+        ``n_sequences`` (phantoms: how many; lineage sources: the most to
+        keep, the earliest in time), ``frames``, ``size``, ``seed``,
+        ``kind``, ``spacing``, ``axes``, ``align``, ``strict``.
     data_dir : path-like, optional
         Folder holding ``celegans-3dmms`` (default ``$CELLNB_DATA_DIR``).
-    label, spacing :
-        TIFF only: the label to keep (default: the only one; several are
-        refused) and the voxel size.
+
+    Returns
+    -------
+    sequences : list of MaskSequence
+    warnings : list of str
+        What cannot be trusted in the data, one line per kind of problem
+        (:class:`cellnb.lineage.Findings`); with ``strict`` an error instead.
     """
     kind, arg = parse_source(source)
     if kind == "phantoms":
         batch = phantoms.make_batch(arg, config.n_sequences, size=config.size, frames=config.frames, rng=config.seed)
-        return [crop_to_cube(seq, config.size, align=True) for seq in batch] if config.align else batch
+        return ([crop_to_cube(seq, config.size, align=True) for seq in batch] if config.align else batch), []
     if kind == "tiff":
-        seq = datasets.read_tiff_sequence(arg, label=label, spacing=spacing)
-        return [crop_to_cube(seq, config.size, align=config.align)]
-    sequences, _ = datasets.celegans_divisions(data_dir, frames=config.frames, size=config.size,
-                                               max_sequences=config.n_sequences, progress=progress)
-    return sequences
+        sequences = datasets.read_tiff_sequences(arg, spacing=config.spacing, axes=config.axes)
+        cubes = [crop_to_cube(seq, config.size, align=config.align) for seq in sequences]
+        return [_time_resampled(seq, config.frames) for seq in cubes], []
+    if kind == "labels":
+        frames, lineage = datasets.labels_lineage(arg, spacing=config.spacing, axes=config.axes)
+    elif kind == "ctc":
+        frames, lineage = datasets.ctc_lineage(arg, spacing=config.spacing)
+    else:
+        frames, lineage = datasets.celegans_lineage(data_dir, spacing=config.spacing, progress=progress)
+    sequences, _, warnings = sequences_from_lineage(frames, lineage, kind=config.kind, n_frames=config.frames,
+                                                    size=config.size, align=config.align,
+                                                    max_sequences=config.n_sequences, strict=config.strict,
+                                                    progress=progress)
+    if not sequences:
+        raise ValueError(f"no {config.kind} sequences of {config.frames} frames in {source}; see the log for why "
+                         "each was skipped (e.g. fewer frames, or another --kind)")
+    return sequences, warnings
 
 
 def split_sequences(sequences: list, *, holdout: float, rng=None) -> tuple[list, list]:
@@ -268,7 +324,7 @@ def prepare(source: str, out, config: DataConfig | None = None, *, data_dir=None
     check_memory(config.required_bytes(), what=f"a data set of {config.n_sequences} x {config.frames} frames of "
                                               f"{config.size}^3")
     check_writable_folder(folder, overwrite=overwrite)
-    sequences = load_source(source, config, data_dir=data_dir, progress=progress)
+    sequences, warnings = load_source(source, config, data_dir=data_dir, progress=progress)
     train, heldout = split_sequences(sequences, holdout=config.holdout, rng=(config.seed, 0x5917))
     paths = write_dataset(train, folder, heldout=heldout, source=source, clamp=clamp, overwrite=overwrite,
                           progress=progress)
@@ -285,6 +341,7 @@ def prepare(source: str, out, config: DataConfig | None = None, *, data_dir=None
         "size": config.size,
         "seconds": round(time.perf_counter() - start, 2),
         "components": {row["name"]: row["components"] for row in rows},
+        "warnings": warnings,
     }
     if run is not None:
         run.update_config("data", {"source": source, **config.to_dict()})

@@ -219,13 +219,15 @@ def sequence_to_sdf(
     return (sdf / scale).astype(np.float32), scale
 
 
-def resample_time(masks: np.ndarray, frames: int, *, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """A mask sequence resampled to ``frames`` frames evenly spaced over the same span of time.
+def resample_time(masks: np.ndarray, frames: int, *, times=None, span=None, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """A mask sequence resampled to ``frames`` frames evenly spaced over a span of time.
 
     Each new frame interpolates linearly, at its time, the signed distances of
     the two original frames around it (:func:`signed_distance`), so a
     surface moves smoothly between frames instead of jumping as nearest-frame
-    sampling would.  The first and last frames are kept exactly.
+    sampling would.  Original frames that fall on a new frame's time are kept
+    exactly; before the first or after the last original frame, the nearest
+    one is kept.
 
     Parameters
     ----------
@@ -233,6 +235,11 @@ def resample_time(masks: np.ndarray, frames: int, *, spacing=(1.0, 1.0, 1.0)) ->
         Every frame needs inside and outside voxels.
     frames : int
         New frame count (at least 1; with 1, the middle of the span).
+    times : sequence of T floats, optional
+        Time of each original frame, increasing (e.g. frame numbers of a
+        track with gaps); default ``0 .. T - 1``.
+    span : (float, float), optional
+        First and last time of the new frames; default the first and last of ``times``.
     spacing : tuple of 3 floats
         Voxel size (for anisotropic voxels the distances are physical).
 
@@ -246,7 +253,12 @@ def resample_time(masks: np.ndarray, frames: int, *, spacing=(1.0, 1.0, 1.0)) ->
     if int(frames) != frames or frames < 1:
         raise ValueError(f"frames must be a positive number of frames, got {frames}")
     n = masks.shape[0]
-    positions = np.linspace(0.0, n - 1.0, int(frames)) if frames > 1 else np.array([(n - 1) / 2.0])
+    times = np.arange(n, dtype=float) if times is None else np.asarray(times, dtype=float)
+    if times.shape != (n,) or (np.diff(times) <= 0).any():
+        raise ValueError(f"times must give {n} increasing times, one per frame, got {times.tolist()}")
+    first, last = (times[0], times[-1]) if span is None else (float(span[0]), float(span[1]))
+    targets = np.linspace(first, last, int(frames)) if frames > 1 else np.array([(first + last) / 2.0])
+    positions = np.interp(targets, times, np.arange(n, dtype=float))
     distances: dict[int, np.ndarray] = {}
 
     def distance(i: int) -> np.ndarray:
@@ -262,6 +274,8 @@ def resample_time(masks: np.ndarray, frames: int, *, spacing=(1.0, 1.0, 1.0)) ->
         i, w = int(np.floor(p)), float(p - np.floor(p))
         if w < 1e-9:
             out[k] = masks[i]
+        elif w > 1 - 1e-9:
+            out[k] = masks[i + 1]
         else:
             out[k] = (1.0 - w) * distance(i) + w * distance(i + 1) < 0
     return out
