@@ -68,6 +68,7 @@ __all__ = [
     "celegans_label_table",
     "celegans_mother",
     "celegans_lineage",
+    "celegans_to_ctc",
     "celegans_divisions",
 ]
 
@@ -391,7 +392,8 @@ def ctc_lineage(path, *, spacing=None) -> tuple[Frames, Lineage]:
     """
     path = Path(path)
     labels, tracks = ctc.read_sequence(path)
-    prefix = f"{path.parent.name if path.name == 'TRA' else path.name}_"
+    gt = path.parent if path.name == "TRA" else path  # XX_GT, or a result folder
+    prefix = f"{gt.parent.name}_{gt.name.removesuffix('_GT')}_" if gt.name.endswith("_GT") else f"{gt.name}_"
     found = ctc.read_spacing(path)
     return Frames.from_array(labels, resolve_spacing(spacing, found, where=str(path))), Lineage(tracks, prefix=prefix)
 
@@ -563,6 +565,29 @@ def celegans_lineage(data_dir=None, *, spacing=None, progress: bool = True) -> t
     names = {row["label"]: name for name, row in table.items()}
     given = resolve_spacing(spacing, (CELEGANS_VOXEL_UM,) * 3, where=str(folder))
     return Frames(max(files), lambda t: _load_frame(files[t + 1]), given), Lineage(tracks, names, "celegans_")
+
+
+def celegans_to_ctc(dest, data_dir=None, *, frames: int = 60, overwrite: bool = False, progress: bool = True) -> Path:
+    """Write the first ``frames`` time points of the C. elegans embryo as a Cell Tracking Challenge folder.
+
+    ``dest/01_GT/TRA/man_trackNNN.tif`` (labels persistent over each cell's
+    life, voxel size 0.225 um in their ImageJ metadata), ``man_track.txt``
+    (tracks cut at the last frame; a mother ends the frame before her
+    daughters begin) and ``01_GT/SEG``: what a lab's own tracked data look
+    like, to try ``cellnb prepare --source ctc:DEST/01_GT/TRA`` on.
+    """
+    source, lineage = celegans_lineage(data_dir, progress=progress)
+    if isinstance(frames, bool) or int(frames) != frames or not 2 <= frames <= source.n_frames:
+        raise ValueError(f"frames must be between 2 and {source.n_frames}, got {frames}")
+    tracks = lineage.tracks[lineage.tracks["begin"] < frames].copy()
+    tracks["end"] = tracks["end"].clip(upper=int(frames) - 1)
+    tracks.loc[~tracks["parent"].isin(tracks["label"]), "parent"] = 0
+    with ctc.dataset_writer(dest, n_frames=int(frames), spacing=source.spacing, overwrite=overwrite,
+                            images=False) as writer:
+        for t in tqdm(range(int(frames)), desc="CTC frames", unit="frame", disable=not progress):
+            writer.write_frame(t, None, np.asarray(source.read(t)).astype(ctc.LABEL_DTYPE))
+        writer.finish(tracks)
+    return Path(dest)
 
 
 def celegans_divisions(

@@ -188,3 +188,28 @@ def test_cells_cut_by_the_border_are_counted_and_strict_refuses_them(tmp_path):
     with pytest.raises(ValueError, match="strict.*cut by the field of view"):
         prepare(f"ctc:{tra}", tmp_path / "strict", config.replace(strict=True), progress=False)
     assert not (tmp_path / "strict").exists()
+
+
+@pytest.mark.slow
+def test_a_ctc_folder_of_the_first_60_celegans_frames_gives_30_divisions(tmp_path):
+    """Issue 11: prepare --source ctc:... --kind divisions --spacing 0.225 x3 --frames 12 --size 48."""
+    from conftest import celegans_available, real_data_dir
+
+    if not celegans_available():
+        pytest.skip("C. elegans data not available (set CELLNB_DATA_DIR)")
+    from cellnb.datasets import celegans_to_ctc
+
+    celegans_to_ctc(tmp_path / "embryo", real_data_dir(), frames=60, progress=False)
+    tra = tmp_path / "embryo" / "01_GT" / "TRA"
+    lines = [list(map(int, line.split())) for line in (tra / "man_track.txt").read_text().splitlines()]
+    assert max(end for _, _, end, _ in lines) == 59 and len(list(tra.glob("man_track*.tif"))) == 60
+    assert main(["prepare", "--source", f"ctc:{tra}", "--kind", "divisions", "--spacing", "0.225", "0.225", "0.225",
+                 "--frames", "12", "--size", "48", "--n-sequences", "1000", "--out", str(tmp_path / "d"),
+                 "--quiet"]) == 0
+    data = DataDir(tmp_path / "d")
+    files = data.files() + data.heldout_files()
+    assert len(files) >= 30
+    kept = [component_counts(read_sdf_h5(f)[0] < 0).tolist() == [1] * 6 + [2] * 6 for f in files]
+    assert np.mean(kept) >= 0.9
+    spacing = [read_sdf_h5(f)[1]["spacing"] for f in files]
+    assert all(s[0] == s[1] == s[2] and 0.225 < s[0] < 2.0 for s in spacing)  # um per cube voxel, recorded
