@@ -11,6 +11,7 @@ A run directory::
       checkpoints/      latest.pt and epoch snapshots
       generated/        one :class:`GeneratedDir` per generated set (e.g. gaussian/, export/)
       descriptors/      descriptor tables (CSV) of real and generated sequences
+      user_data/        notebook 01: a CTC folder of the C. elegans data and its preparation
       microscopy/snr<S>/ synthetic microscopy of generated cells, CTC layout (cellnb.synthesis)
       figures/          figures of the last ``cellnb run`` of this data set
       executed/         the executed notebooks
@@ -212,6 +213,11 @@ class RunDir:
     def descriptor_table(self, name: str) -> Path:
         """CSV of the descriptors of ``real`` or of a generated set."""
         return self.descriptors / f"{name}.csv"
+
+    @property
+    def user_data(self) -> Path:
+        """Notebook 01's example of a user's own tracked data (a CTC folder) and what prepare makes of it."""
+        return self.root / "user_data"
 
     def microscopy(self, snr: float) -> Path:
         """The synthetic microscopy data set (CTC layout) of notebook 06 at one SNR."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_projections", "plot_sdf_slice"]
+__all__ = ["plot_projections", "plot_sdf_slice", "plot_before_after"]
 
 
 def plot_projections(sequences, *, n_frames: int = 6, axis: int = 0, titles=None):
@@ -67,4 +67,45 @@ def plot_sdf_slice(sdf_frame: np.ndarray, *, axis: int = 0, index: int | None = 
     ax.set_xticks([])
     ax.set_yticks([])
     fig.colorbar(im, ax=ax, label="normalised SDF (negative inside)")
+    return fig
+
+
+def _views(ax_row, mask, spacing, label):
+    """Projections of a mask along Z (Y-X) and along Y (Z-X), drawn at physical aspect."""
+    dz, dy, dx = spacing
+    nz, ny, nx = mask.shape
+    views = [(mask.max(axis=0), (0, nx * dx, ny * dy, 0), "Y-X (along Z)"),
+             (mask.max(axis=1), (0, nx * dx, nz * dz, 0), "Z-X (along Y)")]
+    for ax, (image, extent, name) in zip(ax_row, views):
+        ax.imshow(image, cmap="gray", interpolation="nearest", extent=extent)
+        ax.set_title(f"{label}: {name}", fontsize=8)
+        ax.set_xlabel("um", fontsize=7)
+        ax.tick_params(labelsize=6)
+
+
+def plot_before_after(labels_frame, label: int, spacing, prepared_frame, prepared_spacing, *, title=None):
+    """One cell as segmented (its label in a raw frame, anisotropic voxels) and as prepared (the isotropic cube).
+
+    Both are drawn in micrometres, so a cell whose proportions survived the
+    preparation looks the same in both rows.
+
+    Parameters
+    ----------
+    labels_frame : ndarray of int, shape (Z, Y, X)
+    label : int
+    spacing : tuple of 3 floats
+        Voxel size of ``labels_frame`` (um).
+    prepared_frame : ndarray of bool, shape (n, n, n)
+    prepared_spacing : tuple of 3 floats
+    """
+    cell = np.asarray(labels_frame) == label
+    if not cell.any():
+        raise ValueError(f"label {label} is not in the frame")
+    box = tuple(slice(max(i.min() - 2, 0), i.max() + 3) for i in np.nonzero(cell))
+    fig, axes = plt.subplots(2, 2, figsize=(6.4, 6.0), constrained_layout=True)
+    _views(axes[0], cell[box], spacing, f"as segmented ({spacing[0]:g} x {spacing[1]:g} x {spacing[2]:g} um)")
+    _views(axes[1], np.asarray(prepared_frame, dtype=bool), prepared_spacing,
+           f"as prepared ({prepared_spacing[0]:.3g} um cube)")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
