@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: every notebook for every data set, figures regenerated")
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
     p.add_argument("--figures", default="figures", help="where the figures go")
-    p.add_argument("--datasets", nargs="+", default=None, help="subset of: dividing filopodial celegans")
+    p.add_argument("--datasets", nargs="+", default=None, help="subset of: dividing filopodial celegans celegans-cells")
     p.add_argument("--readme", default="README.md", help="README whose results section is regenerated ('' to skip)")
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="redo existing run directories")

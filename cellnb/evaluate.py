@@ -323,9 +323,11 @@ def evaluate_run(run, config: EvaluateConfig | None = None, *, progress: bool = 
         folder = run.generated_set(name)
         tables[name] = describe_path(folder.sdf, progress=progress)
         masks = _masks(folder.sdf_files())
-        if masks.shape[1:] != train_masks.shape[1:]:
-            raise ValueError(f"generated set {name} has frames of {masks.shape[1:]}, the training data "
-                             f"{train_masks.shape[1:]}; generate on the training grid to compare shapes")
+        if masks.shape[2:] != train_masks.shape[2:]:
+            raise ValueError(f"generated set {name} has frames of {masks.shape[2:]}, the training data "
+                             f"{train_masks.shape[2:]}; generate on the training grid to compare shapes")
+        if masks.shape[1] != train_masks.shape[1]:  # compare at the training frames' times: nearest frames
+            masks = masks[:, np.round(np.linspace(0, masks.shape[1] - 1, train_masks.shape[1])).astype(int)]
         sets[name] = evaluate_set(generated=tables[name], gen_masks=masks, memorise=not warning, **common)
     baseline = None
     if not warning:  # as many training sequences as held-out ones, so 1-NN accuracy has the same chance level

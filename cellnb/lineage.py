@@ -318,6 +318,9 @@ def _build_track(r: _Request, frames: Frames, *, size, n_frames, kind, align, fi
         findings.add("tracks with gaps (frames where the label is missing; interpolated)", r.name)
     resample, side, rotation = _cube([r.crops[k] for k in sorted(r.crops)], frames.spacing, size, align=align)
     masks = np.stack([resample(*r.crops[k]) for k in sorted(r.crops)])
+    empty = [present[i] for i, m in enumerate(masks) if not m.any()]
+    if empty:
+        return f"too small: frame(s) {empty} hold less than a voxel of the {size}^3 cube"
     if kind == "tracks":
         span = min(r.needs), max(r.needs)
         masks = resample_time(masks, n_frames, times=present, span=span, spacing=(1.0, 1.0, 1.0))

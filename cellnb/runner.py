@@ -27,6 +27,7 @@ from pathlib import Path
 import papermill
 
 from cellnb import datasets
+from cellnb.config import merge
 from cellnb.io import atomic_path
 from cellnb.profile import load_profile
 from cellnb.report import update_readme
@@ -36,12 +37,16 @@ __all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_problem", "
 
 log = logging.getLogger(__name__)
 
-# Data set name -> source, in the order the main job runs them.
+# Data set name -> (source, its own profile settings), in the order the main job runs them.  A data
+# set's own settings win over the profile and over --set (a static population has one frame).
 DATASETS = {
-    "dividing": "phantoms:dividing",
-    "filopodial": "phantoms:filopodial",
-    "celegans": "celegans",
+    "dividing": ("phantoms:dividing", {}),
+    "filopodial": ("phantoms:filopodial", {}),
+    "celegans": ("celegans", {}),
+    "celegans-cells": ("celegans", {"data": {"kind": "cells", "frames": 1}, "generate": {"frames": 1},
+                                    "resample": {"time_samplings": [1]}}),
 }
+_NEEDS_CELEGANS = tuple(name for name, (source, _) in DATASETS.items() if source == "celegans")
 
 NOTEBOOKS = (
     "01_data_preparation",
@@ -153,7 +158,6 @@ def run_all(
     dict
         ``{"datasets": [names run], "skipped": {name: why}, "seconds": {name: s}}``.
     """
-    load_profile(profile, overrides)  # every override checked before anything is touched
     names = list(DATASETS) if datasets is None else list(datasets)
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
@@ -162,15 +166,19 @@ def run_all(
     missing = [nb for nb in NOTEBOOKS if not (notebooks / f"{nb}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"notebooks {missing} not found in {notebooks}; run from the repository root")
+    settings = {name: merge(overrides or {}, DATASETS[name][1]) for name in names}
+    for name in names:
+        load_profile(profile, settings[name])  # every override checked before anything is touched
     if readme is not None:
         Path(readme).read_text()  # a missing README fails now, not after an hour of work
     skipped = {}
-    if "celegans" in names:
+    if any(name in _NEEDS_CELEGANS for name in names):
         problem = celegans_problem(data_dir)
         if problem:
-            log.warning("skipping celegans: %s", problem)
-            skipped["celegans"] = problem
-            names.remove("celegans")
+            for name in [n for n in names if n in _NEEDS_CELEGANS]:
+                log.warning("skipping %s: %s", name, problem)
+                skipped[name] = problem
+                names.remove(name)
     runs, figures = Path(runs).resolve(), Path(figures).resolve()
     # Notebooks run with the notebooks folder as working directory: pass absolute paths.
     data_dir = data_dir or os.environ.get("CELLNB_DATA_DIR")
@@ -190,8 +198,8 @@ def run_all(
                 "run_dir": str(run.root),
                 "figures_dir": str(run.figures),
                 "name": name,
-                "overrides": json.dumps(overrides or {}),
-                "source": DATASETS[name],
+                "overrides": json.dumps(settings[name]),
+                "source": DATASETS[name][0],
                 "data_dir": data_dir,
                 "overwrite": True,
             }

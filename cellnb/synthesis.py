@@ -82,10 +82,12 @@ def _cells(run: RunDir, config: MicroscopyConfig, frames: int, size: int):
     if sets:
         chosen = run.read_metrics().get("evaluate", {}).get("recommended")
         name = chosen if chosen in sets else sets[0]
-        files = run.generated_set(name).sdf_files()[: config.n_cells]
-        return load_sdf_sequences(files, spacing=(config.mask_spacing_um,) * 3), f"generated sequences ({name} codes)"
+        cells = [c for c in load_sdf_sequences(run.generated_set(name).sdf_files(), spacing=(config.mask_spacing_um,) * 3)
+                 if c.masks.any(axis=(1, 2, 3)).all()][: config.n_cells]  # a cell in every frame
+        if cells:
+            return cells, f"generated sequences ({name} codes)"
     cells = phantoms.make_batch("dividing", config.n_cells, size=size, frames=frames, rng=config.seed)
-    return cells, "phantom cells (no generated sequences in the run)"
+    return cells, "phantom cells (the run has no generated sequence with a cell in every frame)"
 
 
 def synthesize_run(run, config: MicroscopyConfig | None = None, *, frames: int = 12, size: int = 48) -> dict:

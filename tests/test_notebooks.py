@@ -53,7 +53,7 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
     """The README's main command, on tiny settings: every notebook, every data set, figures, README results."""
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Results\n\n{START}\nold\n{END}\n")
-    datasets = ["dividing", "filopodial"] + (["celegans"] if celegans_available() else [])
+    datasets = ["dividing", "filopodial"] + (["celegans", "celegans-cells"] if celegans_available() else [])
     summary = run_all(
         profile="quick", runs=tmp_path / "runs", figures=tmp_path / "figures", datasets=datasets,
         overrides=TINY, notebooks=NOTEBOOK_DIR, readme=readme, progress=False, data_dir=real_data_dir(),
