@@ -181,6 +181,16 @@ class Decoder(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def training_floats_per_point(self) -> int:
+        """Floats :meth:`forward_grouped` keeps per point for the backward pass (either route).
+
+        Every layer's input activation and its pre-activation (the route on
+        the CPU keeps its cosine instead, the same size); the training step's
+        activation memory is this times 4 bytes times the points of a step.
+        """
+        shapes = self.config.layer_shapes()
+        return sum(layer.hidden for layer in self._plan) + sum(out for _, out in shapes[:-1])
+
     def linears(self) -> list[nn.Linear]:
         """The linear layers in official order (``lin0``, ``lin1``, ...)."""
         return [layer.linear for layer in self.hidden] + [self.out]
