@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from cellnb.config import dataclass_from_dict
 
@@ -28,9 +29,11 @@ __all__ = ["DecoderConfig", "PAPER", "QUICK", "BLOCK_POINTS", "SineLayer", "Deco
 
 N_COORDS = 4  # (c0, c1, c2, t)
 # Points per block of the CPU route of Decoder.forward_grouped: a block's layer activations
-# (~1 MB at width 124) stay in the 2 MB-per-core L2 cache between a product and its sine.
-# Measured on the paper decoder, one thread: 512-2048 within 5%, 4096 -7%, 16384 -15%,
-# unblocked (2^17) -60% (benchmarks/train_throughput.py --blocks).
+# (~1 MB at width 124) stay in the 2 MB-per-core L2 cache between a product and its sine, and
+# blocks of that size reuse the allocator's memory instead of faulting in fresh pages.
+# Measured on the paper decoder, one thread, forward of 2^17 points: 382k, 362k, 359k, 335k
+# points per CPU-second with blocks of 512, 1024, 2048, 4096 points, 143k unblocked; training
+# steps of 16 x 9830 points: the same (97-99k) for blocks of 512 to 9830 points.
 BLOCK_POINTS = 2048
 
 
@@ -236,13 +239,13 @@ class Decoder(nn.Module):
         :meth:`forward` up to float32 rounding, with the code's FLOPs removed
         from the per-point cost.
 
-        Two routes compute it (module notes): on the CPU, outside
-        ``torch.compile`` and autocast, blocks of :data:`BLOCK_POINTS` points
-        go through all layers while their activations are in cache, with a
-        fused backward pass, split between ``torch.get_num_threads()``
-        threads; elsewhere (CUDA, compiled, autocast) one matrix product per
-        layer over all points of the batch, where autocast keeps the first
-        layer in float32.
+        Two routes compute it: on the CPU, outside ``torch.compile`` and
+        autocast, blocks of :data:`BLOCK_POINTS` points go through all layers
+        while their activations are in cache, with a fused backward pass,
+        split between ``torch.get_num_threads()`` threads (:class:`_BlockSine`);
+        elsewhere (CUDA, compiled, autocast, or when ``xyzt`` requires a
+        gradient) one matrix product per layer over all points of the batch,
+        where autocast keeps the first layer in float32.
 
         Parameters
         ----------
@@ -260,7 +263,10 @@ class Decoder(nn.Module):
         device = xyzt.device.type
         with torch.autocast(device, enabled=False):  # the small folded terms stay float32 (the first layer's)
             folded = self._folded(codes.float())
-        if device == "cpu" and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(device):
+        # the block route gives no gradient for the coordinates: derivatives in space (normals, eikonal
+        # terms) take the autograd route
+        if (device == "cpu" and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(device)
+                and not (xyzt.requires_grad and torch.is_grad_enabled())):
             flat = [t for layer in folded for t in layer if t is not None]
             train = torch.is_grad_enabled() and any(t.requires_grad for t in flat)
             sdf = _BlockSine.apply(tuple(self._plan), train, xyzt.contiguous(), *flat)
@@ -388,6 +394,7 @@ class _BlockSine(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         (xyzt,) = ctx.saved_tensors
         plan, blocks, saved, layers = ctx.plan, ctx.blocks, ctx.saved, ctx.layers

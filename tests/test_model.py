@@ -77,6 +77,16 @@ def test_both_routes_give_the_per_point_values_and_gradients(config, threads, mo
         torch.set_num_threads(before)
 
 
+def test_gradients_in_space_follow_the_per_point_forward():
+    torch.manual_seed(0)
+    dec = Decoder(PAPER)
+    codes = 0.1 * torch.randn(2, PAPER.code_length)
+    xyzt = (torch.rand(2, 30, 4) * 2 - 1).requires_grad_()
+    (g,) = torch.autograd.grad(dec.forward_grouped(codes, xyzt).sum(), xyzt)
+    (ref,) = torch.autograd.grad(_per_point(dec, codes, xyzt).sum(), xyzt)
+    assert g.abs().max() > 0 and torch.allclose(g, ref, rtol=1e-4, atol=1e-5 * ref.abs().max())
+
+
 def test_blocks_route_gives_code_gradients_of_a_frozen_decoder_and_runs_without_autograd():
     torch.manual_seed(0)
     dec = Decoder(PAPER)
