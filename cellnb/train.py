@@ -118,6 +118,7 @@ COMPILE_CACHE = Path.home() / ".cache" / "cellnb" / "torchinductor"
 _POINT_BYTES = 8  # a training point held by FramePoints: int32 voxel index + float32 SDF
 _FLOAT_BYTES = 4
 _ADAM_COPIES = 4  # weights, gradients and Adam's two moments, all float32
+_LAYER_TRANSIENTS = 4  # layer-wide tensors alive at once in the backward pass of the one-product-per-layer route
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,8 @@ def training_memory(model_config: DecoderConfig, config: TrainConfig, *, n_seque
     cache = frames * voxels * _FLOAT_BYTES
     decoder = Decoder(model_config)
     per_point = decoder.training_floats_per_point() + N_COORDS + 3  # + xyzt, target, prediction, its gradient
+    if torch.device(device).type != "cpu":  # gradient, cosine, product and input gradient of the widest layer
+        per_point += _LAYER_TRANSIENTS * max(out for _, out in model_config.layer_shapes())
     parts = {
         "points": frames * config.points_per_frame * _POINT_BYTES,
         "data_cache": cache if cache <= config.cache_mb << 20 else voxels * _FLOAT_BYTES,
