@@ -396,7 +396,9 @@ def training_memory(model_config: DecoderConfig, config: TrainConfig, *, n_seque
         (the frames kept in memory when they fit ``cache_mb``, else the one
         frame being read), ``activations`` (what a step keeps for its
         backward pass: :meth:`Decoder.training_floats_per_point` float32 per
-        point, plus the step's coordinates, targets and predictions),
+        point, plus the step's coordinates, targets and predictions; off the
+        CPU, where one product per layer runs over all points of a step, also
+        the few layer-wide tensors alive at once in its backward pass),
         ``parameters`` (decoder and codes with gradients and Adam moments),
         ``total`` (their sum), and ``step_points`` (points per step in this process).
     """
