@@ -349,12 +349,15 @@ class _BlockSine(torch.autograd.Function):
     most :data:`BLOCK_POINTS` points of one group runs through all layers;
     for training it keeps every layer's input and ``cos`` of its
     pre-activation, so the backward pass needs one product per weight and
-    one multiplication per layer.  Blocks are dealt round-robin to
-    ``torch.get_num_threads()`` worker threads, each running its kernels on
-    one thread: on a small shared CPU this scales where many small kernels
-    split across threads wait for each other.  Each worker sums its own
-    gradients and the main thread adds the workers' sums in order, so
-    results are the same from run to run for a given thread count.
+    one multiplication per layer.  Where the coordinates enter, they and a
+    column of ones multiply ``[w_xyz; bias]`` in one product, which also
+    gives the bias's gradient (no broadcast copy of the bias, no separate
+    sum).  Blocks are dealt round-robin to ``torch.get_num_threads()``
+    worker threads, each running its kernels on one thread: on a small
+    shared CPU this scales where many small kernels split across threads
+    wait for each other.  Each worker sums its own gradients and the main
+    thread adds the workers' sums in order, so results are the same from run
+    to run for a given thread count.
     """
 
     @staticmethod
@@ -362,18 +365,23 @@ class _BlockSine(torch.autograd.Function):
         layers = _unflatten(plan, flat)
         B, P, _ = xyzt.shape
         blocks = [(b, s, min(P, s + BLOCK_POINTS)) for b in range(B) for s in range(0, P, BLOCK_POINTS)]
+        # [w_xyz; bias] per layer that reads the coordinates, one per code where the code enters
+        affine = [None if w_xyz is None else
+                  torch.cat([w_xyz.expand(B, -1, -1), bias.expand(B, -1)[:, None]], dim=1)
+                  for w_xyz, bias in ((layer[1], layer[2]) for layer in layers)]
+        ones = torch.ones((B, P, 1), dtype=xyzt.dtype)
+        pts1 = torch.cat([xyzt, ones], dim=2)
         out = torch.empty((B, P), dtype=xyzt.dtype)
         saved = [None] * len(blocks)
 
         def run(i, _):
             b, s, e = blocks[i]
-            pts, x, keep = xyzt[b, s:e], None, []
-            for k, (layer, (w_hidden, w_xyz, bias)) in enumerate(zip(plan, layers)):
-                row = bias[b] if layer.code else bias
-                if w_xyz is None:
-                    pre = torch.addmm(row, x, w_hidden)
+            pts, x, keep = pts1[b, s:e], None, []
+            for k, (layer, (w_hidden, _, bias), aff) in enumerate(zip(plan, layers, affine)):
+                if aff is None:
+                    pre = torch.addmm(bias[b] if layer.code else bias, x, w_hidden)
                 else:
-                    pre = torch.addmm(row, pts, w_xyz)
+                    pre = torch.mm(pts, aff[b])
                     if w_hidden is not None:
                         pre.addmm_(x, w_hidden)
                 if train:
@@ -390,34 +398,43 @@ class _BlockSine(torch.autograd.Function):
         _in_workers(len(blocks), run, lambda: None)
         if train:
             ctx.plan, ctx.blocks, ctx.saved, ctx.layers = plan, blocks, saved, layers
-            ctx.save_for_backward(xyzt)
+            ctx.save_for_backward(pts1)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        (xyzt,) = ctx.saved_tensors
+        (pts1,) = ctx.saved_tensors
         plan, blocks, saved, layers = ctx.plan, ctx.blocks, ctx.saved, ctx.layers
+        B = pts1.shape[0]
         needs = iter(ctx.needs_input_grad[3:])
         wanted = [[t is not None and next(needs) for t in layer] for layer in layers]
         grad = grad.contiguous()
 
-        def zeros():  # a worker's gradient sums, None where no gradient is asked for
-            return [[torch.zeros_like(t) if want else None for t, want in zip(layer, wants)]
-                    for layer, wants in zip(layers, wanted)]
+        def zeros():  # a worker's sums: hidden weights, and [w_xyz; bias] (one per code) or the bias
+            acc = []
+            for (w_hidden, w_xyz, bias), (want_hidden, want_xyz, want_bias) in zip(layers, wanted):
+                d_hidden = torch.zeros_like(w_hidden) if want_hidden else None
+                if w_xyz is not None:
+                    d_rest = torch.zeros((B, N_COORDS + 1, w_xyz.shape[1])) if want_xyz or want_bias else None
+                else:
+                    d_rest = torch.zeros_like(bias) if want_bias else None
+                acc.append((d_hidden, d_rest))
+            return acc
 
         def run(i, acc):
             b, s, e = blocks[i]
             keep, saved[i] = saved[i], None  # free each block's activations once used
-            pts, g = xyzt[b, s:e], grad[b, s:e, None]
+            pts, g = pts1[b, s:e], grad[b, s:e, None]
             for k in range(len(plan) - 1, -1, -1):
-                layer, (w_hidden, w_xyz, _), (d_hidden, d_xyz, d_bias) = plan[k], layers[k], acc[k]
+                layer, (w_hidden, w_xyz, _), (d_hidden, d_rest) = plan[k], layers[k], acc[k]
                 if d_hidden is not None:
                     d_hidden.addmm_(keep[2 * k].t(), g)
-                if d_xyz is not None:
-                    d_xyz.addmm_(pts.t(), g)
-                if d_bias is not None:
-                    (d_bias[b] if layer.code else d_bias).add_(g.sum(0))
+                if d_rest is not None:
+                    if w_xyz is not None:
+                        d_rest[b].addmm_(pts.t(), g)
+                    else:
+                        (d_rest[b] if layer.code else d_rest).add_(g.sum(0))
                 if k:
                     g = torch.mm(g, w_hidden.t()).mul_(keep[2 * k - 1])
 
@@ -429,7 +446,16 @@ class _BlockSine(torch.autograd.Function):
                     if t is not None:
                         t.add_(e)
         ctx.saved = ctx.layers = None
-        flat = [d for layer, grads in zip(layers, total) for t, d in zip(layer, grads) if t is not None]
+        flat = []
+        for (w_hidden, w_xyz, bias), layer, (d_hidden, d_rest) in zip(layers, plan, total):
+            if w_hidden is not None:
+                flat.append(d_hidden)
+            if w_xyz is None:
+                flat.append(d_rest)
+            elif d_rest is None:
+                flat += [None, None]
+            else:  # rows 0..3 multiply the coordinates, row 4 the ones (the bias)
+                flat += [d_rest[:, :N_COORDS].sum(0), d_rest[:, N_COORDS] if layer.code else d_rest[:, N_COORDS].sum(0)]
         return (None, None, None, *flat)
 
 
