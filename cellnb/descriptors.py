@@ -85,7 +85,14 @@ from skimage.morphology import skeletonize
 from tqdm.auto import tqdm
 
 from cellnb.io import read_mask_stack, read_sdf_h5
-from cellnb.sdf import CONNECTIVITY_26, component_counts, label_components, principal_axes, sdf_to_mask, time_coords
+from cellnb.sdf import (
+    CONNECTIVITY_26,
+    component_counts,
+    label_components,
+    principal_axes,
+    sdf_to_mask,
+    time_coords,
+)
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",

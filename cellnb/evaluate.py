@@ -48,7 +48,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cellnb.compare import HEADLINE_DESCRIPTORS, compare_descriptors, nn1_accuracy, time_courses, topology_plausible
+from cellnb.compare import (
+    HEADLINE_DESCRIPTORS,
+    compare_descriptors,
+    nn1_accuracy,
+    time_courses,
+    topology_plausible,
+)
 from cellnb.config import Config
 from cellnb.descriptors import describe_path
 from cellnb.io import atomic_path, read_sdf_h5

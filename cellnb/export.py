@@ -16,7 +16,13 @@ import imageio.v3 as iio
 import numpy as np
 
 from cellnb import ctc
-from cellnb.io import atomic_path, read_sdf_h5, write_ctc_masks, write_mesh, write_sdf_h5
+from cellnb.io import (
+    atomic_path,
+    read_sdf_h5,
+    write_ctc_masks,
+    write_mesh,
+    write_sdf_h5,
+)
 from cellnb.mesh import mesh_frame
 from cellnb.population import place_cells
 from cellnb.render import render_mesh

@@ -47,7 +47,13 @@ from cellnb.devices import check_memory, process_group, select_device
 from cellnb.errors import Interrupted
 from cellnb.export import check_formats, export_ctc, export_sequence
 from cellnb.field import METHODS, evaluate, grid_shape, required_bytes
-from cellnb.io import check_writable_folder, discard_folder, swap_in, temporary_folder, write_json
+from cellnb.io import (
+    check_writable_folder,
+    discard_folder,
+    swap_in,
+    temporary_folder,
+    write_json,
+)
 from cellnb.latent import STRATEGIES, LatentModel, sample_codes
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import component_counts, time_coords

@@ -46,8 +46,19 @@ import pandas as pd
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from cellnb.repair import FILL_MARGIN, MAX_RETIMED_FRAMES, plan_division_repair, repair_division_window
-from cellnb.sdf import CONNECTIVITY_26, canonical_rotation, component_counts, resample_time, resample_to_cube
+from cellnb.repair import (
+    FILL_MARGIN,
+    MAX_RETIMED_FRAMES,
+    plan_division_repair,
+    repair_division_window,
+)
+from cellnb.sdf import (
+    CONNECTIVITY_26,
+    canonical_rotation,
+    component_counts,
+    resample_time,
+    resample_to_cube,
+)
 from cellnb.sequence import MaskSequence
 
 __all__ = ["KINDS", "CROP_MARGIN", "Frames", "Lineage", "Findings", "check_arguments", "sequences_from_lineage"]

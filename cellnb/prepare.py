@@ -32,7 +32,13 @@ from cellnb.config import Config
 from cellnb.devices import check_memory
 from cellnb.io import atomic_folder, check_writable_folder, write_json, write_sdf_h5
 from cellnb.lineage import KINDS, sequences_from_lineage
-from cellnb.sdf import component_counts, crop_to_cube, default_clamp, resample_time, sequence_to_sdf
+from cellnb.sdf import (
+    component_counts,
+    crop_to_cube,
+    default_clamp,
+    resample_time,
+    sequence_to_sdf,
+)
 from cellnb.sequence import MaskSequence
 from cellnb.workspace import DataDir, RunDir
 

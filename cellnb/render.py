@@ -15,7 +15,6 @@ import numpy as np
 os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
 
 import pyvista as pv  # noqa: E402  (after the environment variable it reads)
-
 from vtkmodules.vtkCommonCore import vtkLogger  # noqa: E402
 
 pv.OFF_SCREEN = True

@@ -13,11 +13,19 @@ schedules.  It differs where that makes it faster on the same model:
   per point;
 * training points are pre-drawn per frame (:class:`cellnb.sampling.FramePoints`)
   and redrawn every ``resample_every`` epochs; nothing is collated per step;
-* with ``compile`` (the quick profile's setting) the forward pass runs through
-  ``torch.compile``, which fuses each sine with its neighbours and the sine's
-  derivative in the backward pass into single kernels.  It costs a compile
-  of some seconds at the first step and needs a C++ compiler on CPU (without
-  one, training warns and runs eagerly).
+* on the CPU, ``forward_grouped`` runs blocks of points through all layers
+  while they are in cache, with a fused backward pass, one worker thread per
+  torch thread (:class:`cellnb.model.Decoder`);
+* with ``compile`` the step runs through ``torch.compile`` only when the run
+  is long enough for the compile (26-44 s cold, about 6 s from inductor's
+  cache, kept in :data:`COMPILE_CACHE`) to pay for itself: on the CPU the
+  compiled step is no faster than the block route (within a few percent), so
+  only runs of hours compile there (:meth:`Trainer._compile_if_it_pays`).
+  Compiling needs a C++ compiler on CPU (without one, training warns and runs
+  eagerly).
+
+Before a run starts, :func:`training_memory` estimates and logs what a
+process holds: points, data cache, activations and parameters.
 
 Multi-process
 -------------
@@ -34,9 +42,11 @@ floating-point summation order.  Only process 0 writes files.
 Mixed precision
 ---------------
 ``amp="bf16"`` or ``"fp16"`` runs the decoder under CUDA autocast (fp16 with a
-gradient scaler); the loss, the optimiser and the checkpoints stay float32.
-On CPU the option is ignored with a warning and training runs in float32,
-so one profile works on both kinds of device.  (Untested on a GPU so far.)
+gradient scaler); the loss, the optimiser and the checkpoints stay float32,
+and so does the decoder's first layer (its sine's argument reaches omega
+times the coordinates, where bfloat16 would round it by up to 0.125).  On
+CPU the option is ignored with a warning and training runs in float32, so
+one profile works on both kinds of device.  (Untested on a GPU so far.)
 
 Resume
 ------
@@ -60,6 +70,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -69,9 +80,22 @@ from cellnb.checkpoint import FORMAT, read_checkpoint, training_metrics
 from cellnb.config import Config
 from cellnb.devices import process_group, select_device
 from cellnb.errors import Interrupted
-from cellnb.io import atomic_path, discard_folder, save_checkpoint, swap_in, temporary_folder
-from cellnb.model import Decoder, DecoderConfig
-from cellnb.sampling import GAP_RADIUS, MODES, NEAR_FRACTION, NEAR_THRESHOLD, FramePoints, SDFDataset
+from cellnb.io import (
+    atomic_path,
+    discard_folder,
+    save_checkpoint,
+    swap_in,
+    temporary_folder,
+)
+from cellnb.model import N_COORDS, Decoder, DecoderConfig
+from cellnb.sampling import (
+    GAP_RADIUS,
+    MODES,
+    NEAR_FRACTION,
+    NEAR_THRESHOLD,
+    FramePoints,
+    SDFDataset,
+)
 from cellnb.workspace import RunDir
 
 __all__ = [
@@ -79,6 +103,7 @@ __all__ = [
     "AutoDecoder",
     "Trainer",
     "learning_rates",
+    "training_memory",
     "train",
 ]
 
@@ -90,6 +115,20 @@ AMP_MODES = ("none", "bf16", "fp16")
 _RESUMABLE = ("epochs", "checkpoint_every", "compile")
 # metrics.json sections computed from a model; they no longer hold once the model is trained anew
 _DOWNSTREAM = ("generate", "field", "descriptors", "evaluate")
+# torch.compile pays when the time it saves over the run exceeds its own cost.  Its cost: a cold
+# compile of the paper decoder's training step took 26-44 s on a 2-core CPU (about 6 s from a warm
+# cache).  What it saves, as a share of an eager step: on the CPU, measured against the block route
+# of Decoder.forward_grouped, one thread, 8 x 1024 points per step: paper decoder 89.0k vs 87.2k
+# points per CPU-second (+2%; max-autotune 83.9k), quick decoder 223k vs 238k (-6%); on CUDA an
+# estimate for fusing the sines, not measured yet (no GPU was available).
+COMPILE_SECONDS = 45.0
+COMPILE_GAIN = {"cpu": 0.02, "cuda": 0.3}
+# Inductor's compiled kernels are kept here across runs (unless TORCHINDUCTOR_CACHE_DIR is set).
+COMPILE_CACHE = Path.home() / ".cache" / "cellnb" / "torchinductor"
+_POINT_BYTES = 8  # a training point held by FramePoints: int32 voxel index + float32 SDF
+_FLOAT_BYTES = 4
+_ADAM_COPIES = 4  # weights, gradients and Adam's two moments, all float32
+_LAYER_TRANSIENTS = 4  # layer-wide tensors alive at once in the backward pass of the one-product-per-layer route
 
 
 @dataclass(frozen=True)
@@ -324,13 +363,67 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 
 def _compiled(model: nn.Module, device: torch.device) -> nn.Module:
-    """``torch.compile(model)``, or ``model`` with a warning where CPU code cannot be compiled."""
+    """``torch.compile(model)`` with inductor's cache in :data:`COMPILE_CACHE` (kept across runs)."""
+    cache = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
+    log.info("compiling the training step with torch.compile on %s (kernel cache %s)", device, cache)
+    return torch.compile(model)
+
+
+def _cxx_missing(device: torch.device) -> bool:
+    """Whether torch.compile lacks the C++ compiler it needs on CPU (warns if so)."""
     cxx = os.environ.get("CXX", "g++")  # what torch's inductor compiles CPU kernels with
     if device.type == "cpu" and shutil.which(cxx) is None:
         warnings.warn(f"train.compile is on but the C++ compiler {cxx!r} that torch.compile needs on CPU was not "
-                      "found; training without compiling (slower). Install g++ or set train.compile to false.")
-        return model
-    return torch.compile(model)
+                      "found; training without compiling. Install g++ or set train.compile to false.")
+        return True
+    return False
+
+
+def training_memory(model_config: DecoderConfig, config: TrainConfig, *, n_sequences: int, n_frames: int, shape,
+                    world: int = 1, device="cpu") -> dict:
+    """Estimated peak memory of one training process, by part, in bytes.
+
+    Parameters
+    ----------
+    model_config : DecoderConfig
+    config : TrainConfig
+    n_sequences, n_frames : int
+        Size of the data set (sequences and frames per sequence).
+    shape : int or tuple of 3 ints
+        Frame shape ``(D0, D1, D2)``.
+    world : int
+        Number of processes; each holds ``1 / world`` of the frames and of a step's points.
+    device : str or torch.device
+        Where the model trains (activations there; points and the data cache too).
+
+    Returns
+    -------
+    dict
+        ``points`` (the drawn training points, 8 bytes each), ``data_cache``
+        (the frames kept in memory when they fit ``cache_mb``, else the one
+        frame being read), ``activations`` (what a step keeps for its
+        backward pass: :meth:`Decoder.training_floats_per_point` float32 per
+        point, plus the step's coordinates, targets and predictions; off the
+        CPU, where one product per layer runs over all points of a step, also
+        the few layer-wide tensors alive at once in its backward pass),
+        ``parameters`` (decoder and codes with gradients and Adam moments),
+        ``total`` (their sum), and ``step_points`` (points per step in this process).
+    """
+    voxels = int(np.prod(np.broadcast_to(np.asarray(shape), (3,))))  # an int is a cube
+    frames = -(-n_sequences * n_frames // world)  # this process's frames, rounded up
+    step_points = max(1, min(config.frames_per_batch, n_sequences * n_frames) // world) * config.points_per_frame
+    cache = frames * voxels * _FLOAT_BYTES
+    decoder = Decoder(model_config)
+    per_point = decoder.training_floats_per_point() + N_COORDS + 3  # + xyzt, target, prediction, its gradient
+    if torch.device(device).type != "cpu":  # gradient, cosine, product and input gradient of the widest layer
+        per_point += _LAYER_TRANSIENTS * max(out for _, out in model_config.layer_shapes())
+    parts = {
+        "points": frames * config.points_per_frame * _POINT_BYTES,
+        "data_cache": cache if cache <= config.cache_mb << 20 else voxels * _FLOAT_BYTES,
+        "activations": step_points * per_point * _FLOAT_BYTES,
+        "parameters": (decoder.n_parameters() + n_sequences * model_config.code_length) * _ADAM_COPIES * _FLOAT_BYTES,
+    }
+    return {**parts, "total": sum(parts.values()), "step_points": step_points, "device": str(torch.device(device))}
 
 
 def _amp_context(amp: str, device: torch.device):
@@ -478,7 +571,16 @@ class Trainer:
              {"params": self.module.codes.parameters(), "lr": tc.lr_codes}]
         )
         self.model = nn.parallel.DistributedDataParallel(self.module) if world > 1 else self.module
-        self.forward = _compiled(self.model, self.device) if tc.compile else self.model
+        self.memory = training_memory(model_config, tc, n_sequences=dataset.n_sequences, n_frames=dataset.n_frames,
+                                      shape=dataset.shape, world=world, device=self.device)
+        log.info("memory model (%s, per process): %s", self.device,
+                 ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in self.memory.items() if k not in ("step_points",
+                                                                                                "device")))
+        available = psutil.virtual_memory().available if self.device.type == "cpu" else None
+        if available is not None and self.memory["total"] > available:
+            log.warning("training needs about %.1f GiB but %.1f GiB is available; lower train.points_per_frame or "
+                        "train.frames_per_batch", self.memory["total"] / 2**30, available / 2**30)
+        self.forward = self._compile_if_it_pays() if tc.compile else self.model
         self.points = FramePoints(
             dataset,
             frames=np.sort(np.concatenate([self.shards[v] for v in self.mine])),
@@ -492,6 +594,44 @@ class Trainer:
             cache_bytes=tc.cache_mb << 20,
         ).to(self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.amp == "fp16" and self.device.type == "cuda")
+
+    def _compile_if_it_pays(self) -> nn.Module:
+        """The model compiled when the run is long enough for the compile to pay, else as it is.
+
+        One eager step on random points of a step's shape is timed (after
+        one untimed); compiling pays when :data:`COMPILE_GAIN` of that time
+        over all steps of the run exceeds :data:`COMPILE_SECONDS`.  Process
+        0 decides for all.  The whole run (and a resumed one, which decides
+        from the same total) is then either compiled or eager.
+        """
+        if _cxx_missing(self.device):
+            return self.model
+        tc = self.config
+        steps = tc.epochs * min(len(s) for s in self.shards)
+        generator = torch.Generator(self.device).manual_seed(tc.seed)
+        frames = len(self.mine)
+        seq = torch.zeros(frames, dtype=torch.int64, device=self.device)
+        xyzt = torch.rand((frames, tc.points_per_frame, N_COORDS), generator=generator, device=self.device) * 2 - 1
+        seconds = 0.0
+        for _ in range(2):  # the first call warms up (allocations, libraries)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            start = time.perf_counter()
+            with _amp_context(tc.amp, self.device):
+                pred, _ = self.module(seq, xyzt)
+            pred.float().sum().backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - start
+        self.module.zero_grad(set_to_none=True)
+        saving = COMPILE_GAIN.get(self.device.type, 0.0) * seconds * steps
+        pays = torch.tensor([saving > COMPILE_SECONDS], device=self.device)
+        if self.world > 1:
+            dist.broadcast(pays, 0)
+        log.info("train.compile: an eager step takes %.3f s; compiling would save about %.0f s over %d steps "
+                 "against about %.0f s to compile: %s", seconds, saving, steps, COMPILE_SECONDS,
+                 "compiling" if pays.item() else "not compiling (the run is too short)")
+        return _compiled(self.model, self.device) if pays.item() else self.model
 
     def run_epoch(self, epoch: int) -> dict:
         """Train one epoch (0-based); returns the epoch's log row without timing.

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import scipy.io
 import tifffile
+from conftest import celegans_available, real_data_dir
 from scipy import ndimage
 
 from cellnb import datasets
-from cellnb.sdf import dice
-from conftest import ball, celegans_available, real_data_dir
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 DATA_ROOT = real_data_dir()

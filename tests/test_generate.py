@@ -13,12 +13,13 @@ import subprocess
 import sys
 
 import h5py
-import tifffile
 import numpy as np
 import pytest
 import pyvista as pv
+import tifffile
 import torch
 from scipy import ndimage
+from test_field import TwoSpheres, one_thread, two_spheres  # noqa: F401
 
 import cellnb.export as export
 import cellnb.generate as gen
@@ -26,7 +27,6 @@ from cellnb.generate import generate, sequence_name
 from cellnb.io import read_mask_stack, read_sdf_h5, write_sdf_h5
 from cellnb.sdf import grid_axes, sequence_to_sdf, time_coords
 from cellnb.workspace import RunDir
-from test_field import TwoSpheres, one_thread, two_spheres  # noqa: F401
 
 TRAIN_SIZE, TRAIN_FRAMES, TRAIN_SPACING = 24, 4, 0.5
 LEARNED = torch.tensor([[0.5, 0.3], [0.6, 0.28], [0.4, 0.32]])  # (offset, radius) of each training sequence
@@ -227,8 +227,8 @@ def test_synthesis_figures():
     import matplotlib.pyplot as plt
 
     from cellnb.field import evaluate_codes
-    from cellnb.mesh import volume_curve
     from cellnb.latent import interpolate_codes
+    from cellnb.mesh import volume_curve
     from cellnb.viz import synthesis
 
     decoder, codes = TwoSpheres(), torch.tensor([[0.6, 0.3], [0.4, 0.32]])

@@ -16,8 +16,7 @@ import scipy.io
 import torch
 
 from cellnb.io import load_checkpoint
-from cellnb.model import load_official
-from cellnb.model import PAPER
+from cellnb.model import PAPER, load_official
 
 OMEGA = 30.0
 

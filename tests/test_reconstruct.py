@@ -7,11 +7,19 @@ and a tiny decoder trained here on analytic sequences.
 import numpy as np
 import pytest
 import torch
+from test_field import (  # noqa: F401
+    TINY_CLAMP,
+    TINY_PARAMS,
+    TINY_SCALE,
+    TwoSpheres,
+    one_thread,
+    train_tiny,
+    two_spheres,
+)
 
 from cellnb.field import evaluate_dense
 from cellnb.reconstruct import fit_code
 from cellnb.sdf import grid_axes, time_coords
-from test_field import TINY_CLAMP, TINY_PARAMS, TINY_SCALE, TwoSpheres, one_thread, train_tiny, two_spheres  # noqa: F401
 
 
 def test_fit_code_recovers_the_code_of_an_analytic_field():

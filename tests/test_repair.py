@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import ball
 from scipy import ndimage
 
 from cellnb import repair as datasets
 from cellnb.sdf import dice
-from conftest import ball
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 

@@ -17,6 +17,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
+from test_train import TINY_MODEL, TINY_TRAIN, write_data
 
 from cellnb import cli
 from cellnb.checkpoint import load_trained
@@ -25,8 +27,6 @@ from cellnb.notebook import check_parameters
 from cellnb.runner import run_all
 from cellnb.train import train
 from cellnb.workspace import RunDir, RunInUse
-from conftest import REPO
-from test_train import TINY_MODEL, TINY_TRAIN, write_data
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 TINY_SET = json.dumps({"model": TINY_MODEL, "train": TINY_TRAIN})

@@ -4,12 +4,19 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import ball
 
 from cellnb.io import write_sdf_h5
-from cellnb.sampling import GAP_RADIUS, FramePoints, SDFDataset, gap_voxels, sample_frame, sample_indices
+from cellnb.sampling import (
+    GAP_RADIUS,
+    FramePoints,
+    SDFDataset,
+    gap_voxels,
+    sample_frame,
+    sample_indices,
+)
 from cellnb.sdf import grid_coords, sequence_to_sdf, time_coords
 from cellnb.train import TrainConfig
-from conftest import ball
 
 
 def sphere_sdf(size=24, radius=6.0, center=None):
