@@ -10,6 +10,8 @@ scan order).  A frame with no inside voxel has no mesh file.
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -122,7 +124,8 @@ def export_ctc(folder: GeneratedDir, names, *, cells_per_field: int = 1, rng=0) 
     ``sdf/<name>.h5`` already in ``folder``.  Cells of one field are brought to
     one voxel size (the finest of them, physical sizes kept) and placed
     without overlap (:func:`cellnb.population.place_cells`).  Render images
-    from a field with ``cellnb microscopy --from .../ctc/fieldNNN``.
+    from a field with ``cellnb microscopy --from .../ctc/fieldNNN``.  Sequences with no cell in any
+    frame (an undertrained model) are left out with a warning.
 
     Returns
     -------
@@ -131,12 +134,20 @@ def export_ctc(folder: GeneratedDir, names, *, cells_per_field: int = 1, rng=0) 
     """
     if int(cells_per_field) != cells_per_field or cells_per_field < 1:
         raise ValueError(f"cells_per_field must be a positive integer, got {cells_per_field}")
-    names = list(names)
+    read_all = {name: read_sdf_h5(folder.sdf_path(name)) for name in names}
+    empty = [name for name, (sdf, _) in read_all.items() if not (sdf < 0).any()]
+    names = [name for name in read_all if name not in empty]
+    if empty:
+        if not names:
+            raise ValueError(f"every generated sequence is empty (no cell in any frame): {', '.join(empty)}; "
+                             f"train the model longer or check its reconstructions")
+        warnings.warn(f"{len(empty)} generated sequence(s) are empty (no cell in any frame) and left out of the "
+                      f"CTC fields: {', '.join(empty)}", stacklevel=2)
     rng = np.random.default_rng(rng)
     fields = []
     for k, start in enumerate(range(0, len(names), int(cells_per_field))):
         group = names[start : start + int(cells_per_field)]
-        read = [read_sdf_h5(folder.sdf_path(name)) for name in group]
+        read = [read_all[name] for name in group]
         spacings = [float((rec.get("spacing") or [1.0])[0]) for _, rec in read]
         target = min(spacings)
         cells = [to_spacing(sdf < 0, s, target) for (sdf, _), s in zip(read, spacings)]

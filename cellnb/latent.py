@@ -81,6 +81,7 @@ GMM_CODES_PER_COMPONENT = 8  # ... and at most one component per this many codes
 GMM_COVARIANCES = ("spherical", "diag", "tied")  # a full covariance per component needs far more codes than cells
 KDE_FOLDS = 5  # cross-validation folds of the KDE bandwidth
 KDE_BANDWIDTHS = np.geomspace(0.05, 2.0, 24)  # candidates, in units of the whitened codes' spread
+COVARIANCE_RIDGE = 1e-6  # of the mean code variance, added to the Ledoit-Wolf covariance (few codes)
 KDE_RIDGE = 1e-3  # of the mean code variance, added to the kernels' covariance to keep it invertible
 _MIN_CODES = {"random": 1, "gaussian": 2, "gmm": 2 * KDE_FOLDS, "kde": 2 * KDE_FOLDS, "perturb": 1}
 _FALLBACK = {"gmm": "gaussian", "kde": "gaussian", "gaussian": "random"}
@@ -199,8 +200,12 @@ def _isotropic(means: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _ledoit_wolf(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    lw = LedoitWolf().fit(codes)
-    return lw.location_, lw.covariance_, float(lw.shrinkage_)
+    lw = LedoitWolf().fit(np.asarray(codes, dtype=np.float64))
+    d = codes.shape[1]
+    # With two or three codes the shrunk covariance can be singular (the shrinkage estimate is 0):
+    # a ridge of COVARIANCE_RIDGE of the mean variance keeps it positive definite.
+    floor = max(float(np.trace(lw.covariance_)) / d, np.finfo(np.float32).tiny)
+    return lw.location_, lw.covariance_ + COVARIANCE_RIDGE * floor * np.eye(d), float(lw.shrinkage_)
 
 
 def _fit_gmm(codes: np.ndarray, rng: int) -> LatentModel:

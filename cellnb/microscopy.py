@@ -1033,15 +1033,22 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
     background = background_field(shape_out, level=scope.background, variation=scope.background_variation,
                                   rng=np.random.default_rng([seed, _BACKGROUND_STREAM]))
     remaining = bleaching(np.arange(n_frames), scope.bleaching)
-    picks = sorted({round(x) for x in np.linspace(0, n_frames - 1, min(_CALIBRATION_FRAMES, n_frames))})
+    # The SNR is defined on frames with cells; frames without any (cells may leave the field) are
+    # rendered as background and not calibrated on.
+    occupied = [t for t in range(n_frames) if np.asarray(labels[t]).any()]
+    if not occupied:
+        raise ValueError("labels hold no cell in any frame; there is nothing to render")
+    picks = sorted({min(occupied, key=lambda o: abs(o - x))
+                    for x in np.linspace(0, n_frames - 1, min(_CALIBRATION_FRAMES, n_frames))})
     sampled = {}
     for t in picks:
         b, gt = renderer(t)
         renderer.cache[t] = (b, gt)
         sampled[t] = frame_stats(b, background, gt)
-    nearest = [sampled[min(picks, key=lambda p: abs(p - t))] for t in range(n_frames)]
+    nearest = [sampled[min(picks, key=lambda p: abs(p - t))] for t in occupied]
+    remaining_occupied = remaining[occupied]
     gain = scope.gain
-    level = calibrate_signal(scope.snr, nearest, remaining, read_noise=scope.read_noise, gain=gain)
+    level = calibrate_signal(scope.snr, nearest, remaining_occupied, read_noise=scope.read_noise, gain=gain)
     top = np.iinfo(np.uint8 if scope.bit_depth == 8 else np.uint16).max
     b_max = max(float(renderer.cache[t][0].max()) for t in picks)
     for _ in range(_GAIN_ROUNDS):
@@ -1051,7 +1058,7 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
             break
         gain *= _GAIN_MARGIN * (top - scope.offset) / (highest - scope.offset)
         log.warning("gain lowered to %.4g ADU/e- so that the brightest voxels fit %d bits", gain, scope.bit_depth)
-        level = calibrate_signal(scope.snr, nearest, remaining, read_noise=scope.read_noise, gain=gain)
+        level = calibrate_signal(scope.snr, nearest, remaining_occupied, read_noise=scope.read_noise, gain=gain)
 
     frame_snr, frame_cr = [], []
     with ctc.dataset_writer(out, n_frames=n_frames, spacing=spacing, overwrite=overwrite) as writer:

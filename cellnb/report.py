@@ -19,6 +19,7 @@ __all__ = ["START", "END", "headline_rows", "results_markdown", "update_readme"]
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
+
 def _get(metrics: dict, *path: str):
     """``metrics[path[0]][path[1]]...``, or None where a step did not write it."""
     value = metrics
@@ -70,6 +71,8 @@ _COLUMNS = [
     ("variety area", _recommended("variety", "surface_area")),
     ("variety sphericity", _recommended("variety", "sphericity")),
     ("coverage", _recommended("coverage")),
+    ("real 1-NN acc.", _at("evaluate", "baseline", "nn1_accuracy")),
+    ("real W1/sd volume", _at("evaluate", "baseline", "w1_norm", "volume")),
     ("topology G", _recommended("topology_plausible")),
     ("narrow-band evals ratio", _at("field", "evaluations_ratio")),
 ]
@@ -108,7 +111,9 @@ def results_markdown(runs, names, *, figures="figures", relative_to=".") -> str:
         "(0.5 = indistinguishable); W1/sd: Wasserstein-1 distance over the real standard deviation; variety:",
         "sd of generated over sd of held-out real; coverage: share of held-out sequences that are some generated",
         "sequence's nearest neighbour (shape distance 1 - mean IoU); topology G: share of generated sequences",
-        "with a plausible component count over time; narrow-band ratio: dense / narrow-band evaluations at the",
+        "with a plausible component count over time; real 1-NN acc., real W1/sd: the same numbers for as many",
+        "training sequences as there are held-out ones (the noise floor: what real cells score against real",
+        "cells); narrow-band ratio: dense / narrow-band evaluations at the",
         "finest grid of notebook 04.",
         "",
         "| " + " | ".join(headers) + " |",

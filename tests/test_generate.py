@@ -283,3 +283,22 @@ def test_ctc_export_lineage_agrees_with_its_label_frames(run, analytic):
                 assert sum(row[3] == parent for row in lines) == 2  # two daughters
         assert sum(1 for row in lines if row[3] == 0) == 2  # two cells per field, each a root
         assert {int(v) for v in np.unique(labels)} - {0} == {row[0] for row in lines}
+
+
+def test_ctc_export_leaves_out_empty_sequences_and_says_so(tmp_path):
+    """Bug: one empty generated sequence (an undertrained model) made the whole CTC export fail."""
+    from cellnb.workspace import GeneratedDir
+
+    folder = GeneratedDir(tmp_path / "set")
+    folder.sdf.mkdir(parents=True)
+    ball = np.linalg.norm(np.stack(np.meshgrid(*[np.arange(16) - 7.5] * 3, indexing="ij")), axis=0) - 4.0
+    sequences = {"cell000": np.stack([ball] * 3), "cell001": np.full((3, 16, 16, 16), 1.0), "cell002": np.stack([ball] * 3)}
+    for name, sdf in sequences.items():
+        write_sdf_h5(folder.sdf_path(name), (sdf / np.abs(sdf).max()).astype(np.float32), record={"spacing": [0.5] * 3})
+    with pytest.warns(UserWarning, match=r"1 generated sequence\(s\) are empty .*: cell001"):
+        fields = export.export_ctc(folder, list(sequences), cells_per_field=2)
+    assert [f["sequences"] for f in fields] == [["cell000", "cell002"]]
+    labels, lines = _own_ctc_reader(folder.ctc_field(0) / "01_GT")
+    assert len(lines) == 2 and labels.shape[0] == 3
+    with pytest.raises(ValueError, match="every generated sequence is empty"):
+        export.export_ctc(folder, ["cell001"])

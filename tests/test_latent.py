@@ -161,3 +161,15 @@ def test_sample_codes_bad_input():
         sample_codes("interpolate", learned[:1], 2)
     with pytest.raises(ValueError, match="NaN"):
         fit_latent_model("gaussian", np.full((4, 2), np.nan))
+
+
+@pytest.mark.parametrize("codes", [
+    np.random.default_rng(1).normal(size=(2, 32)).astype(np.float32),  # two codes: shrinkage estimate 0
+    np.ones((3, 8), dtype=np.float32),  # identical codes: no variance at all
+])
+def test_gaussian_of_two_or_identical_codes_samples(codes):
+    """Bug: a run of two sequences failed with 'Matrix is not positive definite'."""
+    model = fit_latent_model("gaussian", codes)
+    samples = model.sample(64, rng=0)
+    assert np.isfinite(samples).all() and np.isfinite(model.log_likelihood(samples)).all()
+    assert np.allclose(samples.mean(axis=0), codes.mean(axis=0), atol=3 * max(codes.std(), 1e-3))

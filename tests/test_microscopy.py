@@ -450,3 +450,20 @@ def test_notebook_06_runs_on_phantoms(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["microscopy"]
     assert metrics["requested_snr"] == [2.0, 4.0, 8.0]
     assert all(abs(a - r) / r < 0.1 for a, r in zip(metrics["achieved_snr"], metrics["requested_snr"]))
+
+
+def test_frames_without_cells_render_as_background(population, tmp_path):
+    """Bug: a time-lapse with an empty frame (every cell gone) failed to calibrate its SNR."""
+    labels = np.stack([np.asarray(population[t]) for t in range(N_FRAMES)])
+    labels[0] = 0  # the first frame, a calibration frame, holds no cell
+    summary = microscopy.render(labels, tmp_path / "gap", mask_spacing=MASK_SPACING, spacing=SPACING, snr=4.0,
+                                preset="confocal", seed=7, progress=False)
+    images, seg, _, _ = _read(tmp_path / "gap")
+    assert not seg[0].any() and images[0].std() > 0  # background and noise only
+    assert math.isnan(summary["frame_snr"][0])
+    measured = np.mean([_ctc_snr(img, gt) for img, gt in zip(images[1:], seg[1:])])
+    assert abs(measured - 4.0) / 4.0 < 0.10 and summary["snr"] == pytest.approx(measured, rel=1e-3)
+    with pytest.raises(ValueError, match="no cell in any frame"):
+        microscopy.render(np.zeros_like(labels), tmp_path / "none", mask_spacing=MASK_SPACING, spacing=SPACING,
+                          progress=False)
+    assert not (tmp_path / "none").exists()

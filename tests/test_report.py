@@ -9,13 +9,14 @@ from cellnb.workspace import RunDir
 def write_run(runs, name, *, topology_sequences):
     run = RunDir(runs / name)
     run.root.mkdir(parents=True)
-    run.update_metrics("data", {"n_sequences": 8, "size": 48})
+    run.update_metrics("data", {"n_sequences": 8, "n_train": 6, "n_heldout": 2, "size": 48})
     run.update_metrics("train", {"seconds": 88.25, "dice_mean": 0.9921, "iou_mean": 0.9845, "topology_kept": 7,
                                  "topology_sequences": topology_sequences})
-    run.update_metrics("descriptors", {"best_strategy": "perturb", "best": {
-        "descriptors": {"volume": {"w1_norm": 0.1038, "ks": 0.09375}, "surface_area": {"w1_norm": 0.0706},
-                        "sphericity": {"w1_norm": 0.0168}},
-        "nn1_accuracy": 0.4167, "topology": {"generated": {"share_plausible": 0.9375}}}})
+    gmm = {"memorisation": 0.0625, "nn1_accuracy": 0.59, "coverage": 0.5, "topology_plausible": 0.9375,
+           "w1_norm": {"volume": 0.41, "surface_area": 0.0706, "sphericity": 0.04},
+           "variety": {"volume": 1.34, "surface_area": 1.29, "sphericity": 0.49}}
+    run.update_metrics("evaluate", {"recommended": "gmm", "sets": {"gmm": gmm, "random": {}},
+                                    "baseline": {"nn1_accuracy": 0.75, "w1_norm": {"volume": 0.58}}})
     return run
 
 
@@ -24,9 +25,12 @@ def test_headline_rows_read_the_metrics_files(tmp_path):
     write_run(tmp_path, "filopodial", topology_sequences=0)
     dividing, filopodial = headline_rows(tmp_path, ["dividing", "filopodial"])
     assert dividing["recon. Dice"] == 0.9921 and dividing["W1/sd area"] == 0.0706 and dividing["topology G"] == 0.9375
+    assert dividing["train/held-out"] == "6/2" and dividing["recommended"] == "gmm"
+    assert dividing["memorisation"] == 0.0625 and dividing["variety volume"] == 1.34
+    assert dividing["real 1-NN acc."] == 0.75 and dividing["real W1/sd volume"] == 0.58
     assert dividing["topology kept"] == "7/8"
     assert filopodial["topology kept"] is None  # nothing divides: no count to keep
-    assert dividing["narrow-band time ratio"] is None  # notebook 04 did not run
+    assert dividing["narrow-band evals ratio"] is None  # notebook 04 did not run
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):

@@ -296,7 +296,7 @@ def test_memory_model_at_paper_scale_splits_between_processes():
     from cellnb.model import PAPER
     from cellnb.train import training_memory
 
-    paper = TrainConfig.from_dict(load_profile("paper")["train"])
+    paper = load_profile("paper").train
     one = training_memory(PAPER, paper, n_sequences=33, n_frames=30, shape=256)
     four = training_memory(PAPER, paper, n_sequences=33, n_frames=30, shape=256, world=4)
     # 990 frames x 32768 points x 8 bytes; the 66 GB of frames do not fit cache_mb: one frame at a time
