@@ -11,7 +11,6 @@ scan order).  A frame with no inside voxel has no mesh file.
 from __future__ import annotations
 
 import warnings
-
 from pathlib import Path
 
 import imageio.v3 as iio
