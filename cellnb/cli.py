@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help="voxel size in um of the source (default: its ImageJ/OME metadata)")
     p.add_argument("--axes", default=None, help="axis order of TIFF sources whose metadata are wrong, e.g. TZYX")
-    p.add_argument("--align", action="store_true", default=None, help="turn each cell to its canonical pose")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
+                   help="turn each cell to its canonical pose (default: the profile's, on in quick)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="refuse cells cut by the field of view, volume jumps, tracks with gaps (default: warn)")
     p.add_argument("--seed", type=_seed, default=None)

@@ -93,12 +93,12 @@ class DataConfig(Config):
         warning about them.
     """
 
-    n_sequences: int = 8
+    n_sequences: int = 32
     frames: int = 12
     size: int = 48
     seed: int = 0
     holdout: float = 0.25
-    align: bool = False
+    align: bool = True
     kind: str = "divisions"
     spacing: tuple[float, ...] | None = None
     axes: str | None = None

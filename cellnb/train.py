@@ -199,7 +199,7 @@ class TrainConfig(Config):
         Run the forward pass through ``torch.compile`` (see the module notes).
     """
 
-    epochs: int = 160
+    epochs: int = 100
     lr_decoder: float = 3e-4
     lr_codes: float = 1e-3
     lr_schedule: str = "cosine"
