@@ -1,4 +1,4 @@
-"""The ``cellnb`` command: prepare, train, reconstruct, generate, describe, microscopy, run.
+"""The ``cellnb`` command: prepare, train, reconstruct, fit, generate, describe, microscopy, run.
 
 Options left out take the profile's value (``--profile``, default ``quick``;
 ``generate`` defaults to the profile the run was trained with).  User errors
@@ -132,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     _common(p, profile=False, overrides=False)
 
+    p = sub.add_parser("fit", help="codes for sequences the model never saw (decoder frozen), scored and saved")
+    p.add_argument("--run", required=True, help="trained run")
+    p.add_argument("--data", required=True, help="folder of .h5 SDF files (cellnb prepare), e.g. RUN/data/heldout")
+    p.add_argument("--out", default=None, help="output folder (default RUN/fitted/<data folder name>)")
+    p.add_argument("--iterations", type=_positive, default=None, help="optimisation steps per code (default 300)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    _common(p, profile=False, overrides=False)
+
     p = sub.add_parser("generate", help="new time-evolving shapes from latent codes")
     p.add_argument("--run", "--run-dir", dest="run", required=True, help="trained run (under torchrun: --run-dir)")
     p.add_argument("--n", type=_positive, default=None, help="number of sequences")
@@ -142,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--scale", type=float, default=None, help="temperature of the latent model (default 1)")
     p.add_argument("--format", dest="formats", action="append", default=None,
-                   help="h5|tiff|mesh|gif|ctc; repeat for several")
+                   help="h5|tiff|mesh|gif|mp4|ctc; repeat for several")
+    p.add_argument("--from-codes", default=None, metavar="FILE.npz",
+                   help="start from these codes (cellnb fit's codes.npz): --n sequences from each, by --strategy "
+                        "perturb or interpolate")
+    p.add_argument("--towards", default=None, metavar="NAME",
+                   help="with --from-codes and interpolate: the training sequence to go to (default the nearest)")
     p.add_argument("--cells-per-field", type=_positive, default=None,
                    help="generated cells placed in one field of a ctc export")
     p.add_argument("--method", default=None, choices=("narrow", "dense"))
@@ -236,9 +251,25 @@ def _generate(args) -> str:
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
     given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
                    method="method", formats="formats", cells_per_field="cells_per_field")
-    s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, device=args.device,
-                 progress=not args.quiet)
+    s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, from_codes=args.from_codes,
+                 towards=args.towards, device=args.device, progress=not args.quiet)
     return f"generated {s['n']} sequences ({s['strategy']}) into {s['out']} in {s['seconds']:.1f} s"
+
+
+def _fit(args) -> str:
+    from cellnb.fit import fit_run
+    from cellnb.reconstruct import FIT_ITERATIONS
+
+    s = fit_run(args.run, args.data, out=args.out, iterations=args.iterations or FIT_ITERATIONS, seed=args.seed,
+                device=args.device, overwrite=args.overwrite, progress=not args.quiet)
+    lines = [f"{'sequence':<24} {'Dice':>6} {'topology':>8} {'log-lik':>9}  nearest training code (distance)"]
+    for r in s["sequences"]:
+        lines.append(f"{r['name']:<24} {r['dice']:6.3f} {'same' if r['topology_match'] else 'differs':>8} "
+                     f"{r['log_likelihood']:9.2f}  {r['nearest']} ({r['nearest_distance']:.3g})")
+    lines.append(f"fitted {s['n']} codes in {s['seconds']:.1f} s into {s['out']}: mean Dice {s['dice_mean']:.3f}; "
+                 f"training codes: median log-likelihood {s['train_log_likelihood_median']:.2f} under "
+                 f"{s['latent_model']['source']}, median nearest-neighbour distance {s['train_nearest_median']:.3g}")
+    return "\n".join(lines)
 
 
 def _describe(args) -> str:
@@ -277,6 +308,7 @@ _HANDLERS = {
     "prepare": _prepare,
     "train": _train,
     "reconstruct": _reconstruct,
+    "fit": _fit,
     "generate": _generate,
     "describe": _describe,
     "microscopy": _microscopy,

@@ -1,5 +1,13 @@
 """Exports of a generated (or any) SDF sequence: HDF5, label TIFFs, meshes, animations, CTC fields.
 
+Animations are a looping GIF (``gif``) or an H.264 MP4 (``mp4``, through
+imageio's ffmpeg plugin and the ``imageio-ffmpeg`` wheel).  The MP4 is an
+orthographic render, so its frames carry a time stamp (``frame k / T``, or
+minutes when the record gives ``minutes_per_frame``) and, when the record
+gives the voxel size in micrometres (``spacing``), a scale bar of a round
+length (:func:`bar_length`) whose pixels are its micrometres over the
+micrometres per pixel (:func:`scale_bar_pixels`).
+
 One function per format, and :func:`export_sequence` that writes the chosen
 per-sequence formats of one sequence into a generated set's folder
 (:class:`cellnb.workspace.GeneratedDir`); :func:`export_ctc` writes a whole
@@ -10,11 +18,13 @@ scan order).  A frame with no inside voxel has no mesh file.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from cellnb import ctc
 from cellnb.io import (
@@ -26,16 +36,21 @@ from cellnb.io import (
 )
 from cellnb.mesh import mesh_frame
 from cellnb.population import place_cells
-from cellnb.render import render_mesh
+from cellnb.render import pixels_per_unit, render_mesh
 from cellnb.sdf import label_components, resample_to_cube
 from cellnb.workspace import GeneratedDir
 
-__all__ = ["FORMATS", "GIF_WINDOW", "check_formats", "save_gif", "label_sequence", "export_sequence",
-           "to_spacing", "export_ctc"]
+__all__ = ["FORMATS", "GIF_WINDOW", "check_formats", "save_gif", "save_mp4", "scale_bar_pixels", "bar_length",
+           "time_label", "annotate_frame", "animation_frames", "label_sequence", "export_sequence", "to_spacing",
+           "export_ctc"]
 
-FORMATS = ("h5", "tiff", "mesh", "gif", "ctc")
-GIF_WINDOW = (320, 320)  # pixels of each animation frame
+FORMATS = ("h5", "tiff", "mesh", "gif", "mp4", "ctc")
+GIF_WINDOW = (320, 320)  # pixels of each animation frame (even sides: H.264's 4:2:0 colour needs them)
 GIF_FPS = 6.0  # frames per second of the animations
+BAR_FRACTION = 0.25  # the scale bar is the longest round length up to this share of the frame's width
+FRAME_MARGIN = 1.05  # the orthographic view spans the box's diagonal times this, so no orientation is cut
+_INK = (0, 0, 0)
+_FONT_PX = 14
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -55,6 +70,95 @@ def save_gif(images, path, *, fps: float = GIF_FPS, overwrite: bool = False) -> 
     with atomic_path(path, overwrite=overwrite) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
     return Path(path)
+
+
+def save_mp4(images, path, *, fps: float = GIF_FPS, overwrite: bool = False) -> Path:
+    """Write RGB frames (all of one even size) as an H.264 MP4, atomically."""
+    frames = [np.asarray(im, dtype=np.uint8) for im in images]
+    if not frames:
+        raise ValueError("images is empty; nothing to animate")
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"an MP4 frame needs even sides, got {w} x {h} pixels")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".mp4", plugin="FFMPEG", fps=fps, codec="libx264",
+                    macro_block_size=1)
+    return Path(path)
+
+
+def scale_bar_pixels(length_um: float, um_per_pixel: float) -> int:
+    """Pixels of a scale bar of ``length_um`` micrometres on an image of ``um_per_pixel``: their ratio, rounded."""
+    if not (length_um > 0 and um_per_pixel > 0):
+        raise ValueError(f"length_um and um_per_pixel must be positive, got {length_um} and {um_per_pixel}")
+    return int(round(length_um / um_per_pixel))
+
+
+def bar_length(max_um: float) -> float:
+    """The longest round length (1, 2 or 5 times a power of ten) up to ``max_um`` micrometres."""
+    if not max_um > 0:
+        raise ValueError(f"max_um must be positive, got {max_um}")
+    power = 10.0 ** math.floor(math.log10(max_um))
+    return max(m * power for m in (1.0, 2.0, 5.0) if m * power <= max_um * (1 + 1e-9))
+
+
+def time_label(k: int, n_frames: int, *, minutes_per_frame: float | None = None) -> str:
+    """The time stamp of frame ``k``: ``"frame k+1 / T"``, or ``"t = M min"`` when the time step is known."""
+    if minutes_per_frame:
+        return f"t = {k * float(minutes_per_frame):g} min"
+    return f"frame {k + 1} / {n_frames}"
+
+
+def _font() -> ImageFont.FreeTypeFont:
+    """Matplotlib's DejaVu Sans (it has the micro sign), else Pillow's default font."""
+    from matplotlib import font_manager
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=False), _FONT_PX)
+    except (OSError, ValueError):
+        return ImageFont.load_default(size=_FONT_PX)
+
+
+def annotate_frame(image, *, text: str, bar_pixels: int | None = None, bar_text: str | None = None) -> np.ndarray:
+    """An RGB frame with ``text`` at the top left and, given ``bar_pixels``, a scale bar at the bottom right."""
+    im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    draw, font = ImageDraw.Draw(im), _font()
+    pad = _FONT_PX // 2
+    draw.text((pad, pad), text, fill=_INK, font=font)
+    if bar_pixels:
+        w, h = im.size
+        x1, y = w - pad, h - pad - _FONT_PX - pad
+        draw.rectangle((x1 - int(bar_pixels), y, x1 - 1, y + pad // 2), fill=_INK)
+        if bar_text:
+            draw.text((x1 - int(bar_pixels), y + pad), bar_text, fill=_INK, font=font)
+    return np.asarray(im)
+
+
+def animation_frames(meshes, *, shape, record: dict, window_size=GIF_WINDOW) -> list[np.ndarray]:
+    """Orthographic renders of a sequence's meshes with time stamps and, when the spacing is known, a scale bar.
+
+    Parameters
+    ----------
+    meshes : list of pyvista.PolyData
+        One surface per frame, in physical units (micrometres when ``record`` has a ``spacing``).
+    shape : 3 ints
+        The grid of the frames: the view frames its box.
+    record : dict
+        ``spacing`` (micrometres per voxel, else no scale bar), ``minutes_per_frame`` (else frame numbers).
+    """
+    spacing = record.get("spacing")
+    bounds = _bounds(shape, spacing or (1.0, 1.0, 1.0))
+    half = FRAME_MARGIN * 0.5 * math.dist(bounds[0::2], bounds[1::2])
+    bar = None
+    if spacing:
+        um_per_pixel = 1.0 / pixels_per_unit(half, window_size[1])
+        length = bar_length(BAR_FRACTION * window_size[0] * um_per_pixel)
+        bar = (scale_bar_pixels(length, um_per_pixel), f"{length:g} µm")
+    out = []
+    for k, mesh in enumerate(meshes):
+        image = render_mesh(mesh, window_size=window_size, bounds=bounds, parallel_scale=half)
+        text = time_label(k, len(meshes), minutes_per_frame=record.get("minutes_per_frame"))
+        out.append(annotate_frame(image, text=text, bar_pixels=bar and bar[0], bar_text=bar and bar[1]))
+    return out
 
 
 def label_sequence(sdf: np.ndarray) -> np.ndarray:
@@ -78,11 +182,12 @@ def export_sequence(folder: GeneratedDir, name: str, sdf: np.ndarray, *, formats
         Sequence name (file stem).
     sdf : ndarray of float32, shape (T, D0, D1, D2)
         Negative inside.
-    formats : iterable of {"h5", "tiff", "mesh", "gif"}
+    formats : iterable of {"h5", "tiff", "mesh", "gif", "mp4"}
     record : dict
         The JSON record of the HDF5 file (``spacing``, ``scale``, ``clamp``,
         ``source``, ``meta``); ``spacing`` also sets the physical size of
-        meshes and renders (1 per voxel when missing).
+        meshes and renders (1 per voxel when missing) and the MP4's scale
+        bar, ``minutes_per_frame`` its time stamps.
     """
     formats = check_formats(formats)
     spacing = record.get("spacing") or (1.0, 1.0, 1.0)
@@ -90,7 +195,7 @@ def export_sequence(folder: GeneratedDir, name: str, sdf: np.ndarray, *, formats
         write_sdf_h5(folder.sdf_path(name), sdf, record={"name": name, **record})
     if "tiff" in formats:
         write_ctc_masks(folder.masks(name), label_sequence(sdf))
-    if "mesh" in formats or "gif" in formats:
+    if {"mesh", "gif", "mp4"} & set(formats):
         meshes = [mesh_frame(frame, spacing=spacing) for frame in sdf]
         if "mesh" in formats:
             for k, mesh in enumerate(meshes):
@@ -99,6 +204,8 @@ def export_sequence(folder: GeneratedDir, name: str, sdf: np.ndarray, *, formats
         if "gif" in formats:
             bounds = _bounds(sdf.shape[1:], spacing)
             save_gif([render_mesh(m, window_size=GIF_WINDOW, bounds=bounds) for m in meshes], folder.gif_path(name))
+        if "mp4" in formats:
+            save_mp4(animation_frames(meshes, shape=sdf.shape[1:], record=record), folder.mp4_path(name))
 
 
 def to_spacing(masks: np.ndarray, spacing: float, target: float) -> np.ndarray:

@@ -24,6 +24,13 @@ process fails, torchrun stops the others; the output folder is then never
 created, but the hidden ``.<out>.tmp-*`` folder may remain and can be
 deleted.
 
+Starting from given codes (``from_codes``, e.g. the ``codes.npz`` of
+``cellnb fit``: codes of a lab's own cells): ``perturb`` or ``interpolate``
+make ``n`` sequences from each code (:func:`cellnb.latent.codes_around`);
+``interpolate`` goes from the code (weight 0) to its nearest training code
+or to the training code named by ``towards`` (weight 1).  The set is named
+``<strategy>-from-<folder of the codes file>`` by default.
+
 Parameters come from the profile section ``generate`` (:class:`GenerateConfig`).
 """
 
@@ -47,6 +54,7 @@ from cellnb.devices import check_memory, process_group, select_device
 from cellnb.errors import Interrupted
 from cellnb.export import check_formats, export_ctc, export_sequence
 from cellnb.field import METHODS, evaluate, grid_shape, required_bytes
+from cellnb.fit import read_codes
 from cellnb.io import (
     check_writable_folder,
     discard_folder,
@@ -54,7 +62,7 @@ from cellnb.io import (
     temporary_folder,
     write_json,
 )
-from cellnb.latent import STRATEGIES, LatentModel, sample_codes
+from cellnb.latent import AROUND, STRATEGIES, LatentModel, codes_around, sample_codes
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import component_counts, time_coords
 from cellnb.workspace import GeneratedDir, RunDir
@@ -88,7 +96,7 @@ class GenerateConfig(Config):
         Seed of the codes; same seed, same sequences.
     method : {"narrow", "dense"}
         Field evaluation route (:mod:`cellnb.field`).
-    formats : tuple of {"h5", "tiff", "mesh", "gif", "ctc"}
+    formats : tuple of {"h5", "tiff", "mesh", "gif", "mp4", "ctc"}
         Exports (:mod:`cellnb.export`); ``ctc`` (tracking ground truth, a few
         cells per field) is made from the SDF files, so ``h5`` comes with it.
     cells_per_field : int
@@ -269,6 +277,27 @@ def _draw(run: RunDir, config: GenerateConfig, learned: np.ndarray, records: lis
     return strategy, samples, model, size
 
 
+def _around(config: GenerateConfig, learned: np.ndarray, names: list[str], from_codes, towards):
+    """``(codes, model, origins)`` of a set started from the codes of ``from_codes`` (module docstring)."""
+    anchor_names, anchors = read_codes(from_codes)
+    targets = None
+    if towards is not None:
+        if towards not in names:
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise ValueError(f"towards: no training sequence {towards!r} in the run; known: {shown}")
+        targets = learned[names.index(towards)]
+    codes, weights, model = codes_around(config.strategy, anchors, learned, config.n, targets=targets,
+                                         scale=config.scale, rng=config.seed)
+    origins = [{"from": anchor_names[i // config.n], "weight": None if np.isnan(w) else float(w)}
+               for i, w in enumerate(weights)]
+    if config.strategy == "interpolate":
+        d = ((anchors[:, None].astype(np.float64) - learned[None]) ** 2).sum(axis=2)
+        ends = [towards or names[j] for j in d.argmin(axis=1)]
+        for i, o in enumerate(origins):
+            o["towards"] = ends[i // config.n]
+    return codes.astype(np.float32), model, origins
+
+
 def _lock(run: RunDir, rank: int):
     """The run's lock, held by process 0 (the one that writes)."""
     return run.lock("generate") if rank == 0 else contextlib.nullcontext()
@@ -291,6 +320,8 @@ def generate(
     *,
     out=None,
     overwrite: bool = False,
+    from_codes=None,
+    towards: str | None = None,
     device=None,
     progress: bool = True,
     **params,
@@ -308,6 +339,13 @@ def generate(
         Output folder; default ``<run>/generated/<strategy>``.
     overwrite : bool
         Replace an existing output folder (only once the new one is complete).
+    from_codes : path-like, optional
+        A ``codes.npz`` (names and codes, ``cellnb fit``) to start from:
+        ``n`` sequences from each of its codes by ``perturb`` or
+        ``interpolate`` (module docstring).
+    towards : str, optional
+        With ``from_codes`` and ``interpolate``: the training sequence whose
+        code the interpolation goes to; default each code's nearest.
     device : str or torch.device, optional
         Default ``cuda`` if available, else ``cpu``.
     progress : bool
@@ -327,7 +365,8 @@ def generate(
         the training data's family, :func:`cellnb.compare.topology_plausible`)
         and ``sequences``: per sequence ``name``, ``index``, ``seconds``,
         ``evaluate_seconds``, ``export_seconds``, ``n_evaluations``,
-        ``components`` (per frame), ``plausible`` and ``empty_frames``.  Also
+        ``components`` (per frame), ``plausible`` and ``empty_frames`` (and,
+        from given codes, ``from``, ``weight`` and ``towards``).  Also
         written to ``summary.json`` and, in short, to the ``generate`` section
         of the run's ``metrics.json`` under the output folder's name.
 
@@ -348,19 +387,37 @@ def generate(
     config = (config or GenerateConfig()).replace(**params) if params else (config or GenerateConfig())
     shape, formats, n, frames = grid_shape(config.size), config.formats, config.n, config.frames
     run = run if isinstance(run, RunDir) else RunDir(run)
-    out = Path(out) if out is not None else run.generated / set_name(_resolve(run, config.strategy), config.scale)
+    if towards is not None and (from_codes is None or config.strategy != "interpolate"):
+        raise ValueError("towards needs from_codes (--from-codes) and strategy interpolate")
+    if from_codes is not None and config.strategy not in AROUND:
+        raise ValueError(f"from_codes (--from-codes) takes strategy {' or '.join(AROUND)}, got {config.strategy!r}")
+    if from_codes is not None and not Path(from_codes).is_file():
+        raise FileNotFoundError(f"codes file {from_codes} does not exist; make it with `cellnb fit --out DIR`")
+    if out is not None:
+        out = Path(out)
+    elif from_codes is not None:
+        out = run.generated / f"{config.strategy}-from-{Path(from_codes).resolve().parent.name}"
+    else:
+        out = run.generated / set_name(_resolve(run, config.strategy), config.scale)
     check_writable_folder(out, overwrite=overwrite)
     run.require_checkpoint()
     with process_group(select_device(device)) as (rank, world, device), _lock(run, rank):
-        decoder, learned, _, info = load_trained(run, device=device)
+        decoder, learned, names, info = load_trained(run, device=device)
         needed = required_bytes(shape, frames, decoder=decoder, method=config.method)
         needed += frames * int(np.prod(shape)) * (2 if "tiff" in formats else 0)  # uint16 labels
         check_memory(needed, what=f"a sequence of {frames} frames of {shape}")
         records = _training_records(run, info)
         family = (records[0].get("meta") or {}).get("family") if records else None
         family = family or "single"
-        strategy, samples, model, size = _draw(run, config, learned.cpu().numpy().astype(np.float64), records)
-        codes, sizes = _split_features(samples, size, decoder.config.code_length)
+        learned = learned.cpu().numpy().astype(np.float64)
+        origins = None
+        if from_codes is not None:
+            strategy, sizes = config.strategy, None
+            codes, model, origins = _around(config, learned, names, from_codes, towards)
+            n = len(codes)
+        else:
+            strategy, samples, model, size = _draw(run, config, learned, records)
+            codes, sizes = _split_features(samples, size, decoder.config.code_length)
         base = records[0] if records else {}
         meta = {"strategy": strategy, "scale": config.scale, "seed": config.seed, "method": config.method,
                 "run": str(run.root)}
@@ -388,12 +445,14 @@ def generate(
             rows.sort(key=lambda r: r["index"])
             for row in rows:
                 row["plausible"] = topology_plausible(row["components"], family)
+                row.update(origins[row["index"]] if origins else {})
             summary = {
                 "out": str(out),
                 "n": n,
                 "strategy": strategy,
                 "scale": config.scale,
                 "latent_model": None if model is None else {"strategy": model.strategy, **model.info},
+                "from_codes": None if from_codes is None else str(from_codes),
                 "frames": frames,
                 "size": list(shape),
                 "method": config.method,

@@ -33,6 +33,11 @@ component's standard deviation times ``scale``):
 ``interpolate``
     a random point on the segment between two different learned codes.
 
+:func:`codes_around` starts ``perturb`` and ``interpolate`` from given codes
+instead (e.g. codes fitted to a lab's own cells, :mod:`cellnb.fit`): noise of
+the learned codes' scale around each, or evenly spaced steps from each
+towards a learned code.
+
 When a model cannot be fitted to so few codes, a simpler one is used and a
 warning names it (``kde``/``gmm`` -> ``gaussian`` -> ``random``); the model
 records it in ``fallback``.  Sampling takes ``rng`` (a seed or
@@ -67,6 +72,8 @@ __all__ = [
     "fit_latent_model",
     "interpolate_codes",
     "sample_codes",
+    "codes_around",
+    "AROUND",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ COVARIANCE_RIDGE = 1e-6  # of the mean code variance, added to the Ledoit-Wolf c
 KDE_RIDGE = 1e-3  # of the mean code variance, added to the kernels' covariance to keep it invertible
 _MIN_CODES = {"random": 1, "gaussian": 2, "gmm": 2 * KDE_FOLDS, "kde": 2 * KDE_FOLDS, "perturb": 1}
 _FALLBACK = {"gmm": "gaussian", "kde": "gaussian", "gaussian": "random"}
+AROUND = ("perturb", "interpolate")  # the strategies :func:`codes_around` starts from given codes
 
 
 def _as_codes(learned, *, at_least: int = 1) -> np.ndarray:
@@ -165,6 +173,14 @@ class LatentModel:
             log_det = 2.0 * np.log(np.diag(chol)).sum()
             parts.append(math.log(w) - 0.5 * (np.sum(z * z, axis=0) + log_det + self.dim * math.log(2 * math.pi)))
         return logsumexp(np.stack(parts), axis=0)
+
+    def marginal(self, dims: int) -> "LatentModel":
+        """The distribution of the first ``dims`` entries (e.g. the code without a size column)."""
+        if int(dims) != dims or not 1 <= dims <= self.dim:
+            raise ValueError(f"dims must be between 1 and the model's {self.dim} entries, got {dims}")
+        d = int(dims)
+        return LatentModel(self.strategy, self.weights, self.means[:, :d], self.covariances[:, :d, :d], self.scale,
+                           dict(self.info))
 
     def with_scale(self, scale: float) -> "LatentModel":
         """The same model at another temperature."""
@@ -353,3 +369,59 @@ def sample_codes(strategy: str, learned, n: int, *, scale: float = 1.0, rng=None
     pairs = np.array([rng.choice(len(codes), size=2, replace=False) for _ in range(n)])
     alpha = rng.uniform(0.0, 1.0, (n, 1))
     return ((1.0 - alpha) * codes[pairs[:, 0]] + alpha * codes[pairs[:, 1]]).astype(np.float32), None
+
+
+def codes_around(strategy: str, anchors, learned, n: int, *, targets=None, scale: float = 1.0,
+                 rng=None) -> tuple[np.ndarray, np.ndarray, LatentModel | None]:
+    """``n`` new codes from each of ``anchors`` by ``perturb`` or ``interpolate`` (:data:`AROUND`).
+
+    Parameters
+    ----------
+    strategy : {"perturb", "interpolate"}
+        ``perturb``: each anchor plus isotropic noise of :data:`PERTURB_FRACTION`
+        times the learned codes' spread (times ``scale``);
+        ``interpolate``: ``n`` codes evenly spaced from each anchor (weight 0,
+        the anchor itself) to its target (weight 1), both included.
+    anchors : array-like, shape (A, L)
+        The codes to start from, e.g. codes fitted to unseen cells.
+    learned : array-like, shape (M, L)
+        The trained model's codes: the noise scale, and the default targets.
+    n : int
+        Codes per anchor (``interpolate``: at least 2).
+    targets : array-like, shape (A, L) or (L,), optional
+        ``interpolate``: where each anchor goes; default its nearest learned code.
+    scale : float
+        Temperature of ``perturb``.
+    rng : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    codes : ndarray of float32, shape (A * n, L)
+        Anchor ``a``'s codes are rows ``a * n .. a * n + n - 1``.
+    weights : ndarray, shape (A * n,)
+        ``interpolate``: the weight of the target; ``perturb``: NaN.
+    model : LatentModel or None
+        ``perturb``: the mixture the codes were drawn from (one component per anchor).
+    """
+    if strategy not in AROUND:
+        raise ValueError(f"strategy {strategy!r} cannot start from given codes; use one of {', '.join(AROUND)}")
+    learned = _as_codes(learned)
+    anchors = _as_codes(anchors)
+    if anchors.shape[1] != learned.shape[1]:
+        raise ValueError(f"the given codes have {anchors.shape[1]} entries, the model's {learned.shape[1]}")
+    n = _count(n)
+    if strategy == "perturb":
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive temperature, got {scale}")
+        sigma = PERTURB_FRACTION * _spread(learned)
+        model = LatentModel("perturb", np.full(len(anchors), 1.0 / len(anchors)), anchors.copy(),
+                            _isotropic(anchors, sigma), float(scale), {"sigma": sigma, "around": "given codes"})
+        noise = np.random.default_rng(rng).standard_normal((len(anchors), n, anchors.shape[1]))
+        codes = anchors[:, None] + sigma * float(scale) * noise
+        return codes.reshape(-1, anchors.shape[1]).astype(np.float32), np.full(len(anchors) * n, np.nan), model
+    if targets is None:
+        d = ((anchors[:, None] - learned[None]) ** 2).sum(axis=2)
+        targets = learned[d.argmin(axis=1)]
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), anchors.shape)
+    codes = np.concatenate([interpolate_codes(a, b, n) for a, b in zip(anchors, targets)])
+    return codes, np.tile(np.linspace(0.0, 1.0, n), len(anchors)), None

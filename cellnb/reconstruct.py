@@ -3,8 +3,9 @@
 * :func:`reconstruct`: every learned code decoded on the training grid and
   compared with its training sequence (Dice, IoU, SDF error near the surface,
   topology over time); the scores go to the ``train`` section of ``metrics.json``.
-* :func:`fit_code`: test-time optimisation of a code for a sequence the model
-  never saw, with the decoder frozen (DeepSDF, Park et al. 2019, Sec. 4.2).
+* :func:`fit_codes`: test-time optimisation of codes for sequences the model
+  never saw, with the decoder frozen (DeepSDF, Park et al. 2019, Sec. 4.2),
+  several at once; :func:`fit_code` for one (``cellnb fit``: :mod:`cellnb.fit`).
 * :func:`resolution_study`: one learned code at several temporal samplings and
   on a finer grid, dense against narrow band (the ``field`` section).
 """
@@ -17,21 +18,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm, trange
+from tqdm.auto import tqdm
 
 from cellnb.checkpoint import load_trained, training_metrics
 from cellnb.config import Config
 from cellnb.field import METHODS, compare_methods, evaluate, evaluate_dense, grid_shape
 from cellnb.mesh import volume_curve
-from cellnb.sampling import NEAR_FRACTION, NEAR_THRESHOLD, SDFDataset, sample_frame
-from cellnb.sdf import component_counts, dice, iou, time_coords
+from cellnb.sampling import (
+    GAP_RADIUS,
+    NEAR_FRACTION,
+    NEAR_THRESHOLD,
+    SDFDataset,
+    gap_voxels,
+    sample_indices,
+)
+from cellnb.sdf import component_counts, dice, grid_axes, iou, time_coords
 from cellnb.workspace import RunDir
 
-__all__ = ["SURFACE_BAND", "ResampleConfig", "reconstruct", "fit_code", "resolution_study"]
+__all__ = ["SURFACE_BAND", "ResampleConfig", "reconstruct", "fit_codes", "fit_code", "resolution_study"]
 
 SURFACE_BAND = 0.1  # |SDF| (normalised) below which the SDF error "near the surface" is measured
 FIT_INIT_STD = 0.01  # DeepSDF's initial code spread for test-time optimisation
 FIT_CODE_REG = 1e-4  # DeepSDF's code regularisation weight (Park et al. 2019, Sec. 4.2)
+FIT_LR = 5e-3  # Adam step of a code at test time (DeepSDF's reconstruction uses 5e-3)
+FIT_ITERATIONS = 300  # test-time steps; each sees every frame of the sequence once, like a training epoch
+FIT_BATCH = 8  # sequences whose codes are optimised together
 
 
 def reconstruct(
@@ -170,43 +181,173 @@ def _frozen(module: torch.nn.Module):
             p.requires_grad_(flag)
 
 
-def fit_code(decoder, sdf, *, iterations: int = 300, lr: float = 5e-3, points_per_frame: int = 2048,
+def _check_fit(iterations, lr, points_per_frame, batch_size) -> None:
+    if int(iterations) != iterations or iterations < 1:
+        raise ValueError(f"iterations must be a positive integer, got {iterations}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if int(points_per_frame) != points_per_frame or points_per_frame < 1:
+        raise ValueError(f"points_per_frame must be a positive integer, got {points_per_frame}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+
+
+class _SequencePoints:
+    """Fresh training points of one sequence per step, drawn by the run's rule with seed ``(seed, step, k)``.
+
+    The points of sequence ``k`` at step ``r`` depend only on ``(seed, r, k)``,
+    so a code fitted in a batch is the one fitted alone.  Gap voxels are found
+    once per frame.
+    """
+
+    def __init__(self, sdf: np.ndarray, index: int, *, points_per_frame: int, rule: dict, seed: int):
+        self.sdf, self.index, self.points_per_frame, self.rule, self.seed = sdf, index, points_per_frame, rule, seed
+        self.gaps = [np.flatnonzero(gap_voxels(f, radius=rule["gap_radius"])) if rule["gap_fraction"] > 0 else None
+                     for f in sdf]
+        axes = np.meshgrid(*grid_axes(sdf.shape[1:]), indexing="ij")
+        self.coords = np.stack([a.ravel() for a in axes], axis=1)
+        self.times = time_coords(sdf.shape[0])
+
+    def draw(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """``xyzt`` (T * P, 4) and target SDF (T * P,) of one step."""
+        rng = np.random.default_rng((self.seed, int(step), self.index))
+        xyzt, target = [], []
+        for t, frame, gap in zip(self.times, self.sdf, self.gaps):
+            flat = frame.ravel()
+            idx = sample_indices(flat, self.points_per_frame, gap=gap, rng=rng, **self.rule)
+            xyzt.append(np.column_stack([self.coords[idx], np.full(len(idx), t, dtype=np.float32)]))
+            target.append(flat[idx])
+        return np.concatenate(xyzt), np.concatenate(target)
+
+
+def fit_codes(decoder, sequences, *, iterations: int = FIT_ITERATIONS, lr: float = FIT_LR,
+              points_per_frame: int = 2048, near_fraction: float = NEAR_FRACTION, threshold: float = NEAR_THRESHOLD,
+              mode: str = "official", gap_fraction: float = 0.0, gap_radius: int = GAP_RADIUS,
+              resample_every: int = 1, clamp: float | None = None, seed: int = 0, init=None,
+              code_reg: float = FIT_CODE_REG, batch_size: int = FIT_BATCH, device=None,
+              progress: bool = False) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Fit one code to each of several unseen SDF sequences, the decoder frozen (DeepSDF test-time optimisation).
+
+    Adam minimises, for each sequence, the L1 error between the decoder's
+    output and the SDF at points drawn from every frame by the training rule
+    (:func:`cellnb.sampling.sample_indices`), plus ``code_reg * |code|^2``
+    (Park et al. 2019, Eq. 9).  Up to ``batch_size`` sequences of one frame
+    count are optimised together through :meth:`cellnb.model.Decoder.forward_grouped`
+    (one group of points per code).  The loss is the sum of the sequences'
+    own losses and Adam works entry by entry, so every code is the one a fit
+    of its sequence alone gives (up to float rounding), whatever the batch.
+    The decoder's weights are not changed.
+
+    Parameters
+    ----------
+    decoder : cellnb.model.Decoder
+    sequences : list of ndarray, each shape (T, D0, D1, D2)
+        Normalised SDF sequences (as in the training data); frame ``k`` sits
+        at network time ``time_coords(T)[k]``.
+    iterations : int
+        Optimisation steps.
+    lr : float
+        Adam step size of the codes.
+    points_per_frame : int
+        Points drawn from each frame per step.
+    near_fraction, threshold, mode, gap_fraction, gap_radius :
+        The point rule (:func:`cellnb.sampling.sample_frame`); use the
+        training run's (``TrainConfig``) to fit as the model was trained.
+    resample_every : int
+        Draw new points every this many steps (the run's ``resample_every``:
+        one step sees every frame once, like one training epoch).
+    clamp : float, optional
+        Clamp prediction and target to ``[-clamp, clamp]`` before the loss (the run's ``clamp``).
+    seed : int
+        Seeds the initial codes (sequence ``k``: ``(seed, k)``) and the point draws (``(seed, round, k)``).
+    init : array-like, shape (L,) or (N, L), optional
+        Starting code(s), e.g. the mean of the learned codes; default
+        ``N(0, 0.01^2)`` entries.
+    code_reg : float
+        Weight of a code's squared norm in its loss.
+    batch_size : int
+        Sequences optimised together.
+    device : str or torch.device, optional
+        Default the decoder's device (the decoder is moved there).
+    progress : bool
+        Show a progress bar (one tick per step of a batch).
+
+    Returns
+    -------
+    codes : Tensor of float32, shape (N, L), on the CPU
+    reconstructions : list of ndarray of float32, each shape (T, D0, D1, D2)
+        The SDF of each fitted code, decoded densely on its sequence's grid and frames.
+    """
+    sequences = [np.asarray(s, dtype=np.float32) for s in sequences]
+    if not sequences:
+        raise ValueError("sequences is empty; pass at least one SDF sequence")
+    bad = [s.shape for s in sequences if s.ndim != 4]
+    if bad:
+        raise ValueError(f"sdf must have shape (T, D0, D1, D2), got {bad[0]}")
+    _check_fit(iterations, lr, points_per_frame, batch_size)
+    if int(resample_every) != resample_every or resample_every < 0:
+        raise ValueError(f"resample_every must be a non-negative integer, got {resample_every}")
+    device = torch.device(device) if device is not None else next(decoder.parameters()).device
+    decoder = decoder.to(device)
+    length = decoder.config.code_length
+    if init is None:
+        start = torch.from_numpy(np.stack([np.random.default_rng((seed, k)).standard_normal(length)
+                                           for k in range(len(sequences))]).astype(np.float32)) * FIT_INIT_STD
+    else:
+        init = init.detach().cpu() if torch.is_tensor(init) else init
+        start = torch.as_tensor(np.asarray(init, dtype=np.float32)).clone()
+        if start.shape not in ((length,), (len(sequences), length)):
+            raise ValueError(f"init must have shape ({length},) or ({len(sequences)}, {length}), got {tuple(start.shape)}")
+        start = start.expand(len(sequences), length).clone()
+    rule = {"near_fraction": near_fraction, "threshold": threshold, "mode": mode, "gap_fraction": gap_fraction,
+            "gap_radius": gap_radius}
+    groups: dict[int, list[int]] = {}
+    for k, s in enumerate(sequences):
+        groups.setdefault(s.shape[0], []).append(k)
+    batches = [ks[i : i + int(batch_size)] for ks in groups.values() for i in range(0, len(ks), int(batch_size))]
+    fitted = start.clone()
+    with _frozen(decoder), tqdm(total=len(batches) * int(iterations), desc="fit codes", unit="step",
+                                disable=not progress) as bar:
+        for batch in batches:
+            points = [_SequencePoints(sequences[k], k, points_per_frame=int(points_per_frame), rule=rule, seed=seed)
+                      for k in batch]
+            code = start[batch].to(device).requires_grad_(True)
+            optimizer = torch.optim.Adam([code], lr=lr)
+            for step in range(int(iterations)):
+                if step == 0 or (resample_every and step % resample_every == 0):
+                    draws = [p.draw(step // resample_every if resample_every else 0) for p in points]
+                    xyzt = torch.from_numpy(np.stack([d[0] for d in draws])).to(device)
+                    target = torch.from_numpy(np.stack([d[1] for d in draws])).to(device)
+                pred = decoder.forward_grouped(code, xyzt)
+                tgt = target
+                if clamp is not None:
+                    pred, tgt = pred.clamp(-clamp, clamp), target.clamp(-clamp, clamp)
+                loss = ((pred - tgt).abs().mean(dim=1) + code_reg * code.pow(2).sum(dim=1)).sum()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                bar.update(1)
+            fitted[batch] = code.detach().cpu()
+    reconstructions = [evaluate_dense(decoder, fitted[k], shape=s.shape[1:], times=time_coords(s.shape[0]),
+                                      device=device) for k, s in enumerate(sequences)]
+    return fitted, reconstructions
+
+
+def fit_code(decoder, sdf, *, iterations: int = FIT_ITERATIONS, lr: float = FIT_LR, points_per_frame: int = 2048,
              near_fraction: float = NEAR_FRACTION, threshold: float = NEAR_THRESHOLD, mode: str = "official",
              seed: int = 0, device=None, init=None, code_reg: float = FIT_CODE_REG,
              progress: bool = False) -> tuple[torch.Tensor, float]:
-    """Fit a code to an unseen SDF sequence with the decoder frozen (DeepSDF test-time optimisation).
-
-    Adam minimises the L1 error between the decoder's output and the SDF at
-    points drawn from every frame with :func:`cellnb.sampling.sample_frame`
-    (fresh points each iteration), plus ``code_reg * |code|^2`` (Park et
-    al. 2019, Eq. 9).  The decoder's weights are not changed.
+    """Fit a code to one unseen SDF sequence with the decoder frozen: :func:`fit_codes` of one sequence.
 
     Parameters
     ----------
     decoder : cellnb.model.Decoder
     sdf : ndarray, shape (T, D0, D1, D2)
-        Normalised SDF of the sequence (as in the training data); frame ``k``
-        sits at network time ``time_coords(T)[k]``.
-    iterations : int
-        Optimisation steps.
-    lr : float
-        Adam step size for the code.
-    points_per_frame : int
-        Points drawn from each frame per step.
-    near_fraction, threshold, mode :
-        The point rule (:func:`cellnb.sampling.sample_frame`); use the
-        training run's (``TrainConfig``) to fit as the model was trained.
-    seed : int
-        Seeds the initial code and the point draws.
-    device : str or torch.device, optional
-        Default the decoder's device (the decoder is moved there).
+        Normalised SDF of the sequence.
+    iterations, lr, points_per_frame, near_fraction, threshold, mode, seed, device, code_reg, progress :
+        As in :func:`fit_codes`.
     init : array-like, shape (L,), optional
-        Starting code, e.g. the mean of the learned codes; default
-        ``N(0, 0.01^2)`` entries.
-    code_reg : float
-        Weight of the code's squared norm in the loss.
-    progress : bool
-        Show a progress bar.
+        Starting code; default ``N(0, 0.01^2)`` entries.
 
     Returns
     -------
@@ -218,44 +359,13 @@ def fit_code(decoder, sdf, *, iterations: int = 300, lr: float = 5e-3, points_pe
     sdf = np.asarray(sdf, dtype=np.float32)
     if sdf.ndim != 4:
         raise ValueError(f"sdf must have shape (T, D0, D1, D2), got {sdf.shape}")
-    if int(iterations) != iterations or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if int(points_per_frame) != points_per_frame or points_per_frame < 1:
-        raise ValueError(f"points_per_frame must be a positive integer, got {points_per_frame}")
-    device = torch.device(device) if device is not None else next(decoder.parameters()).device
-    decoder = decoder.to(device)
     length = decoder.config.code_length
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if init is None:
-        code = torch.randn(length, generator=generator) * FIT_INIT_STD
-    else:
-        code = torch.as_tensor(init, dtype=torch.float32).detach().clone().cpu()
-        if code.shape != (length,):
-            raise ValueError(f"init must have shape ({length},), got {tuple(code.shape)}")
-    code = code.to(device).requires_grad_(True)
-    times = time_coords(sdf.shape[0])
-    optimizer = torch.optim.Adam([code], lr=lr)
-    with _frozen(decoder):
-        for _ in trange(int(iterations), desc="fit code", disable=not progress):
-            xyzt, target = [], []
-            for t, frame in zip(times, sdf):
-                coords, values = sample_frame(frame, int(points_per_frame), near_fraction=near_fraction,
-                                              threshold=threshold, mode=mode, rng=rng)
-                xyzt.append(np.column_stack([coords, np.full(len(coords), t, dtype=np.float32)]))
-                target.append(values)
-            xyzt = torch.from_numpy(np.concatenate(xyzt).astype(np.float32)).to(device)
-            target = torch.from_numpy(np.concatenate(target).astype(np.float32)).to(device)
-            pred = decoder.forward_grouped(code[None], xyzt[None])[0]
-            loss = (pred - target).abs().mean() + code_reg * code.pow(2).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    fitted = code.detach().cpu()
-    recon = evaluate_dense(decoder, fitted, shape=sdf.shape[1:], times=times, device=device)
-    return fitted, dice(recon < 0, sdf < 0)
+    if init is not None and np.shape(init) != (length,):
+        raise ValueError(f"init must have shape ({length},), got {tuple(np.shape(init))}")
+    codes, recon = fit_codes(decoder, [sdf], iterations=iterations, lr=lr, points_per_frame=points_per_frame,
+                             near_fraction=near_fraction, threshold=threshold, mode=mode, seed=seed, init=init,
+                             code_reg=code_reg, device=device, progress=progress)
+    return codes[0], dice(recon[0] < 0, sdf < 0)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ pv.OFF_SCREEN = True
 vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
 pv.set_jupyter_backend("static")
 
-__all__ = ["CELL_COLOR", "render_mesh", "render_grid", "tile"]
+__all__ = ["CELL_COLOR", "render_mesh", "render_grid", "pixels_per_unit", "tile"]
 
 CELL_COLOR = "#d9a066"  # one colour for all cell surfaces, so figures compare
 _BACKGROUND = "white"
@@ -36,6 +36,7 @@ def render_mesh(
     bounds=None,
     color: str = CELL_COLOR,
     camera: str = "iso",
+    parallel_scale: float | None = None,
 ) -> np.ndarray:
     """Render one surface off-screen.
 
@@ -50,6 +51,11 @@ def render_mesh(
         so that frames of a sequence share one scale; default: the mesh's.
     camera : {"iso", "xy", "xz", "yz"}
         Viewing direction.
+    parallel_scale : float, optional
+        An orthographic view whose image height spans ``2 * parallel_scale``
+        world units (VTK's parallel scale), so lengths in the view plane have
+        a known size in pixels (:func:`pixels_per_unit`); default a
+        perspective view framing ``bounds``.
 
     Returns
     -------
@@ -67,9 +73,19 @@ def render_mesh(
             plotter.add_mesh(pv.Box(bounds=bounds), opacity=0.0)
         getattr(plotter, _VIEWS[camera])()
         plotter.reset_camera()
+        if parallel_scale is not None:
+            plotter.enable_parallel_projection()
+            plotter.camera.parallel_scale = float(parallel_scale)
         return np.asarray(plotter.screenshot(return_img=True))
     finally:
         plotter.close()
+
+
+def pixels_per_unit(parallel_scale: float, height: int) -> float:
+    """Pixels per world unit of an orthographic render (:func:`render_mesh` with ``parallel_scale``)."""
+    if not parallel_scale > 0:
+        raise ValueError(f"parallel_scale must be positive, got {parallel_scale}")
+    return float(height) / (2.0 * float(parallel_scale))
 
 
 def tile(images, *, n_cols: int, pad: int = 4) -> np.ndarray:

@@ -10,6 +10,7 @@ A run directory::
       data/             SDF data set (a :class:`DataDir`)
       checkpoints/      latest.pt and epoch snapshots
       generated/        one :class:`GeneratedDir` per generated set (e.g. gaussian/, export/)
+      fitted/           one :class:`FittedDir` per set of unseen sequences codes were fitted to (``cellnb fit``)
       descriptors/      descriptor tables (CSV) of real and generated sequences
       user_data/        notebook 01: a CTC folder of the C. elegans data and its preparation
       microscopy/snr<S>/ synthetic microscopy of generated cells, CTC layout (cellnb.synthesis)
@@ -34,7 +35,15 @@ A generated set::
       masks/<name>/mask000.tif   label masks, Cell Tracking Challenge  (format "tiff")
       meshes/<name>/frame000.ply zero level set per frame            (format "mesh")
       gif/<name>.gif             3D render over time                   (format "gif")
+      mp4/<name>.mp4             the same with a time stamp and a scale bar (format "mp4")
       ctc/field000/01_GT/        SEG and TRA label frames, man_track.txt (format "ctc", a few cells a field)
+
+A fitted set (``cellnb fit``: codes fitted to sequences the model never saw)::
+
+    <run>/fitted/<name>/
+      codes.npz                  names (n,) and codes (n, L) float32: what `generate --from-codes` reads
+      table.csv                  per sequence: name, Dice, component counts, log-likelihood, nearest training code
+      summary.json               run, data, point rule, latent model, the table and the scales to read it by
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from pathlib import Path
 
 from cellnb.io import read_json, write_json
 
-__all__ = ["RunDir", "DataDir", "GeneratedDir", "RunInUse"]
+__all__ = ["RunDir", "DataDir", "GeneratedDir", "FittedDir", "RunInUse"]
 
 
 class RunInUse(RuntimeError):
@@ -148,12 +157,53 @@ class GeneratedDir:
     def gif_path(self, name: str) -> Path:
         return self.root / "gif" / f"{name}.gif"
 
+    def mp4_path(self, name: str) -> Path:
+        return self.root / "mp4" / f"{name}.mp4"
+
     def ctc_field(self, index: int) -> Path:
         """A Cell Tracking Challenge ground-truth folder of a few generated cells (format "ctc")."""
         return self.root / "ctc" / f"field{index:03d}"
 
     def sdf_files(self) -> list[Path]:
         return sorted(self.sdf.glob("*.h5"))
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary_path)
+
+
+class FittedDir:
+    """Codes fitted to sequences the model never saw (``cellnb fit --out``).
+
+    Parameters
+    ----------
+    root : path-like
+    """
+
+    SUMMARY = "summary.json"
+    CODES = "codes.npz"
+    TABLE = "table.csv"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"FittedDir({str(self.root)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / self.SUMMARY
+
+    @property
+    def codes_path(self) -> Path:
+        return self.root / self.CODES
+
+    @property
+    def table_path(self) -> Path:
+        return self.root / self.TABLE
 
     def read_summary(self) -> dict:
         return read_json(self.summary_path)
@@ -205,6 +255,14 @@ class RunDir:
         if not self.generated.is_dir():
             return []
         return sorted(p.name for p in self.generated.iterdir() if GeneratedDir(p).sdf_files())
+
+    @property
+    def fitted(self) -> Path:
+        return self.root / "fitted"
+
+    def fitted_set(self, name: str) -> FittedDir:
+        """Codes fitted to the sequences of one data folder, ``fitted/<name>`` (``cellnb fit``)."""
+        return FittedDir(self.fitted / name)
 
     @property
     def descriptors(self) -> Path:
