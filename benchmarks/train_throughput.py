@@ -37,8 +37,8 @@ may be shared (ratios are what to read):
 3. ``dense``: forward points per second of the paper decoder on chunks of
    2^17 points, ``forward_grouped`` against the per-point ``forward``.
 4. ``dice``: training seconds (evaluation not counted) until the mean Dice
-   of the reconstructed masks reaches 0.90 on the quick profile's data
-   (8 x 12 x 48^3): cellnb's quick profile against the reference with the
+   of the reconstructed masks reaches 0.90 on the quick profile's data set
+   (phantoms:dividing with the profile's data settings): cellnb's quick profile against the reference with the
    official settings (paper decoder, ``SampleFraction`` 0.06 as in its specs).
 
 ``--compare-tree`` adds to the whole runs the paper profile's eager loop of

@@ -44,6 +44,20 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def _on_unraisable(hook_args) -> None:
+    """Ctrl-C or SIGTERM that landed in a finaliser or weakref callback, where Python swallows it.
+
+    Python prints such an exception as "Exception ignored in ..." and goes on;
+    the signal is raised again instead, so it stops the command where the
+    command can clean up, and nothing is printed.
+    """
+    err = hook_args.exc_value
+    if isinstance(err, KeyboardInterrupt):  # _Terminated is one
+        signal.raise_signal(signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT)
+        return
+    sys.__unraisablehook__(hook_args)
+
+
 def _seed(text: str) -> int:
     value = _int(text)
     if value < 0:
@@ -332,6 +346,7 @@ def main(argv=None) -> int:
     from cellnb.workspace import RunInUse
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _on_unraisable
     prefix = f"cellnb {args.command}"
     try:
         message = _HANDLERS[args.command](args)
@@ -350,6 +365,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
     if message:
         print(message)
     return 0

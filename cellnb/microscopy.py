@@ -1038,7 +1038,7 @@ def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: fl
     occupied = [t for t in range(n_frames) if np.asarray(labels[t]).any()]
     if not occupied:
         raise ValueError("labels hold no cell in any frame; there is nothing to render")
-    picks = sorted({min(occupied, key=lambda o: abs(o - x))
+    picks = sorted({min(occupied, key=lambda o: abs(o - round(x)))
                     for x in np.linspace(0, n_frames - 1, min(_CALIBRATION_FRAMES, n_frames))})
     sampled = {}
     for t in picks:

@@ -93,6 +93,10 @@ def _figure_lines(figures: Path, name: str, relative_to: Path) -> list[str]:
         label = png.stem[len(name) + 1 :].replace("_", " ")
         rel = Path(os.path.relpath(png, relative_to)).as_posix()
         lines.append(f"**{name}: {label}**\n\n![{name} {label}]({rel})\n")
+    for video in sorted(figures.glob(f"{name}_*.mp4")):
+        label = video.stem[len(name) + 1 :].replace("_", " ")
+        rel = Path(os.path.relpath(video, relative_to)).as_posix()
+        lines.append(f"**{name}: {label}** ([MP4]({rel}))\n")
     return lines
 
 

@@ -3,7 +3,7 @@
 Each data set gets its own run directory ``<runs>/<name>/``; the notebooks run
 in order with the same parameters, executed copies go to
 ``<runs>/<name>/executed/`` and figures to ``<runs>/<name>/figures/``.  When
-every data set has run, the figures are copied to ``<figures>/<name>_*.png``
+every data set has run, the figures are copied to ``<figures>/<name>_*.png`` (and ``.mp4``)
 and the README's results section is regenerated from the runs'
 ``metrics.json`` (:mod:`cellnb.report`).
 
@@ -49,6 +49,7 @@ DATASETS = {
     "celegans-cells": ("celegans", {"data": {"kind": "cells", "frames": 1}, "generate": {"frames": 1},
                                     "resample": {"time_samplings": [1]}}),
 }
+FIGURE_SUFFIXES = (".png", ".mp4")  # what the main job copies to figures/: images and animations
 _NEEDS_CELEGANS = tuple(name for name, (source, _) in DATASETS.items() if source == "celegans")
 
 NOTEBOOKS = (
@@ -98,13 +99,17 @@ def _restore(root: Path, backup: Path | None) -> None:
         backup.rmdir()
 
 
+def _figure_files(folder: Path, name: str) -> list[Path]:
+    return sorted(p for suffix in FIGURE_SUFFIXES for p in folder.glob(f"{name}_*{suffix}"))
+
+
 def _publish_figures(run: RunDir, figures: Path, name: str) -> None:
-    """Replace ``figures/<name>_*.png`` by the run's new figures."""
-    for old in figures.glob(f"{name}_*.png"):
+    """Replace ``figures/<name>_*.png`` (and ``.mp4``) by the run's new figures."""
+    for old in _figure_files(figures, name):
         old.unlink()
-    for png in sorted(run.figures.glob(f"{name}_*.png")):
-        with atomic_path(figures / png.name, overwrite=True) as tmp:
-            shutil.copyfile(png, tmp)
+    for new in _figure_files(run.figures, name):
+        with atomic_path(figures / new.name, overwrite=True) as tmp:
+            shutil.copyfile(new, tmp)
 
 
 def _run_notebooks(run: RunDir, values: dict, notebooks: Path, progress: bool) -> None:

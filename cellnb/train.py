@@ -748,10 +748,10 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress, st
                     fresh = False
                 save_checkpoint(folder / run.epoch_checkpoint(epoch + 1).name, state, overwrite=True)
                 save_checkpoint(folder / run.latest_checkpoint.name, state, overwrite=True)
+                saved = epoch + 1  # intact from here on, whatever interrupts the writes below
                 _write_log(log_path, history)
                 if not staged:
                     _record_configs(run, model_config, tc, dataset, device, world)
-                saved = epoch + 1
     except BaseException as err:
         if tmp is not None:
             discard_folder(tmp, made)
@@ -761,6 +761,8 @@ def _fit(dataset, run, model_config, tc, ckpt, device, rank, world, progress, st
             kept = f"the previous model in {run.root} is unchanged (the new training was discarded)"
         elif saved:
             kept = f"the last checkpoint (epoch {saved}) is intact; resume with --resume"
+        elif (folder / run.latest_checkpoint.name).is_file():  # written, interrupted before it was counted
+            kept = f"the last checkpoint in {folder} is intact; resume with --resume"
         else:
             kept = "no checkpoint was written yet; start again"
         raise Interrupted(f"interrupted at epoch {epoch + 1}; {kept}") from None

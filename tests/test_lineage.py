@@ -76,7 +76,7 @@ def extents(mask, spacing):
 
 
 def test_a_relabelled_anisotropic_time_lapse_gives_its_division_with_true_proportions(movie, tmp_path):
-    summary = prepare(f"labels:{movie}", tmp_path / "d", DataConfig(frames=FRAMES, size=40, holdout=0.0),
+    summary = prepare(f"labels:{movie}", tmp_path / "d", DataConfig(frames=FRAMES, size=40, holdout=0.0, align=False),
                       progress=False)
     assert summary["n_sequences"] == 1  # the one division, found by overlap linking
     (path,) = DataDir(tmp_path / "d").files()
@@ -91,11 +91,11 @@ def test_a_relabelled_anisotropic_time_lapse_gives_its_division_with_true_propor
 
 
 def test_tracks_and_static_cells_keep_their_physical_proportions(movie, tmp_path):
-    prepare(f"labels:{movie}", tmp_path / "t", DataConfig(frames=6, size=32, kind="tracks", holdout=0.0),
+    prepare(f"labels:{movie}", tmp_path / "t", DataConfig(frames=6, size=32, kind="tracks", holdout=0.0, align=False),
             progress=False)
     files = DataDir(tmp_path / "t").files()
     assert len(files) == 5  # two static cells, the mother, two daughters
-    prepare(f"labels:{movie}", tmp_path / "c", DataConfig(frames=1, size=32, kind="cells", holdout=0.0),
+    prepare(f"labels:{movie}", tmp_path / "c", DataConfig(frames=1, size=32, kind="cells", holdout=0.0, align=False),
             progress=False)
     measured = []
     for path in DataDir(tmp_path / "c").files():
@@ -106,7 +106,7 @@ def test_tracks_and_static_cells_keep_their_physical_proportions(movie, tmp_path
         errors = [np.max(np.abs(m / (2 * np.array(radii)) - 1)) for m in measured]
         assert min(errors) < 0.10, (radii, measured)
     flattened = tmp_path / "flat"  # taken as 1 x 1 x 1 um: the cells come out flattened five times in z
-    prepare(f"labels:{movie}", flattened, DataConfig(frames=1, size=32, kind="cells", holdout=0.0,
+    prepare(f"labels:{movie}", flattened, DataConfig(frames=1, size=32, kind="cells", holdout=0.0, align=False,
                                                     spacing=(1.0, 1.0, 1.0)), progress=False)
     flat = [extents(read_sdf_h5(p)[0][0] < 0, read_sdf_h5(p)[1]["spacing"]) for p in DataDir(flattened).files()]
     assert all(z / x < 0.5 * (2 * 4.0) / (2 * 2.5) for z, _, x in flat)  # truth: z / x >= 8 / 5 for every cell

@@ -37,6 +37,7 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     write_run(tmp_path / "runs", "dividing", topology_sequences=8)
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "dividing_loss.png").write_bytes(b"png")
+    (tmp_path / "figures" / "dividing_animation.mp4").write_bytes(b"mp4")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\n{START}\nold numbers\n{END}\n\nAfter.\n")
     update_readme(readme, runs=tmp_path / "runs", figures=tmp_path / "figures", names=["dividing"])
@@ -46,6 +47,7 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| dividing"))
     assert "| 0.9921 |" in row and "| 7/8 |" in row and "| – |" in row
     assert "![dividing loss](figures/dividing_loss.png)" in text
+    assert "**dividing: animation** ([MP4](figures/dividing_animation.mp4))" in text
     assert text == readme.read_text() and results_markdown(tmp_path / "runs", ["dividing"],
                                                            figures=tmp_path / "figures", relative_to=tmp_path) in text
 

@@ -316,3 +316,25 @@ def test_run_says_which_data_sets_it_skipped_and_why(monkeypatch, capsys, tmp_pa
                      "--datasets", "dividing", "celegans", "--data-dir", str(tmp_path / "none"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("ran dividing; ") and "skipped celegans (no C. elegans data:" in out
+
+
+def test_a_signal_swallowed_by_a_finaliser_is_raised_again(capfd):
+    """Bug: SIGTERM landing in a weakref callback printed 'Exception ignored ... Traceback' and the command went on."""
+    caught = []
+
+    class Dying:
+        def __del__(self):
+            raise cli._Terminated()  # what the SIGTERM handler raises, here inside a finaliser
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    previous_hook, sys.unraisablehook = sys.unraisablehook, cli._on_unraisable
+    try:
+        Dying()
+        deadline = time.monotonic() + 5
+        while not caught and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == [signal.SIGTERM]
+    assert "Traceback" not in capfd.readouterr().err
