@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
+import threading
 
 from cellnb.config import profile_names
 from cellnb.errors import Interrupted
@@ -27,6 +29,7 @@ log = logging.getLogger("cellnb")
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+_RESIGNAL_DELAY = 0.01  # seconds before a swallowed signal is sent again
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +56,10 @@ def _on_unraisable(hook_args) -> None:
     """
     err = hook_args.exc_value
     if isinstance(err, KeyboardInterrupt):  # _Terminated is one
-        signal.raise_signal(signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT)
+        # Sent from another thread a moment later, so that the handler runs after this hook has returned
+        # (raised here, it would be swallowed again); should it land in a finaliser again, so does this.
+        signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
+        threading.Timer(_RESIGNAL_DELAY, os.kill, (os.getpid(), signum)).start()
         return
     sys.__unraisablehook__(hook_args)
 

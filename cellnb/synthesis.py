@@ -12,6 +12,7 @@ section ``microscopy`` (:class:`MicroscopyConfig`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -86,7 +87,10 @@ def _cells(run: RunDir, config: MicroscopyConfig, frames: int, size: int):
                  if c.masks.any(axis=(1, 2, 3)).all()][: config.n_cells]  # a cell in every frame
         if cells:
             return cells, f"generated sequences ({name} codes)"
-    cells = phantoms.make_batch("dividing", config.n_cells, size=size, frames=frames, rng=config.seed)
+    moving = max(frames, 2)  # phantoms move; a static data set (one frame) images their first frame
+    cells = phantoms.make_batch("dividing", config.n_cells, size=size, frames=moving, rng=config.seed)
+    if frames < moving:
+        cells = [dataclasses.replace(c, masks=c.masks[:frames]) for c in cells]
     return cells, "phantom cells (the run has no generated sequence with a cell in every frame)"
 
 

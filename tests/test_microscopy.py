@@ -442,7 +442,7 @@ def test_notebook_06_runs_on_phantoms(tmp_path):
     papermill.execute_notebook(
         str(REPO / "notebooks" / "06_synthetic_microscopy.ipynb"), str(tmp_path / "06.ipynb"),
         parameters={"run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "figures"), "name": "x",
-                    "curve_snrs": [], "n_cells": 2},
+                    "overrides": json.dumps({"microscopy": {"curve_snrs": [], "n_cells": 2}})},
         kernel_name="python3", progress_bar=False, cwd=str(REPO / "notebooks"),
     )
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [

@@ -61,7 +61,7 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
     assert summary["datasets"] == datasets and summary["skipped"] == {}
     for name in datasets:
         metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
-        assert {"data", "train", "generate", "field", "descriptors"} <= set(metrics)
+        assert {"data", "train", "generate", "field", "evaluate", "microscopy"} <= set(metrics)
         assert len(list((tmp_path / "runs" / name / "executed").glob("*.ipynb"))) == len(NOTEBOOKS)
         assert len(list((tmp_path / "figures").glob(f"{name}_*.png"))) >= 8
     text = readme.read_text()
@@ -86,6 +86,6 @@ def test_paper_profile_runs_every_notebook_on_a_cpu(tmp_path):
     assert summary["datasets"] == ["dividing"]
     metrics = json.loads((tmp_path / "runs" / "dividing" / "metrics.json").read_text())
     assert metrics["train"]["n_parameters"] == 216_137 and metrics["train"]["epochs"] == 2
-    assert {"data", "train", "generate", "field", "descriptors"} <= set(metrics)
+    assert {"data", "train", "generate", "field", "evaluate", "microscopy"} <= set(metrics)
     config = json.loads((tmp_path / "runs" / "dividing" / "config.json").read_text())
     assert config["train"]["lr_schedule"] == "step" and config["profile"] == "paper"
