@@ -1,4 +1,4 @@
-"""The ``cellnb`` command: prepare, train, reconstruct, fit, generate, describe, microscopy, run.
+"""The ``cellnb`` command: prepare, train, reconstruct, fit, generate, models, describe, microscopy, run.
 
 Options left out take the profile's value (``--profile``, default ``quick``;
 ``generate`` defaults to the profile the run was trained with).  User errors
@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, profile=False, overrides=False)
 
     p = sub.add_parser("generate", help="new time-evolving shapes from latent codes")
-    p.add_argument("--run", "--run-dir", dest="run", required=True, help="trained run (under torchrun: --run-dir)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", "--run-dir", dest="run", help="trained run (under torchrun: --run-dir)")
+    which.add_argument("--pretrained", default=None, metavar="NAME",
+                       help="a model shipped with cellnb (`cellnb models` lists them); needs --out")
     p.add_argument("--n", type=_positive, default=None, help="number of sequences")
     p.add_argument("--strategy", default=None,
                    help="recommended (the run's evaluation's choice)|random|gaussian|gmm|kde|perturb|interpolate")
@@ -185,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None)
     _common(p)
+
+    sub.add_parser("models", help="the pretrained models shipped with cellnb, one line each")
 
     p = sub.add_parser("describe", help="per-frame shape descriptors of masks or SDFs, as CSV")
     p.add_argument("input", help="folder of TIFF frames, multi-frame TIFF, .h5 SDF, or a folder of these")
@@ -266,7 +271,14 @@ def _generate(args) -> str:
     from cellnb.generate import generate
     from cellnb.workspace import RunDir
 
-    run = RunDir(args.run)
+    if args.pretrained is not None:
+        from cellnb.pretrained import pretrained_run
+
+        if args.out is None:
+            raise ValueError("--pretrained needs --out DIR (where the sequences go)")
+        run = pretrained_run(args.pretrained)
+    else:
+        run = RunDir(args.run)
     run.require_checkpoint()
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
     given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
@@ -290,6 +302,13 @@ def _fit(args) -> str:
                  f"training codes: median log-likelihood {s['train_log_likelihood_median']:.2f} under "
                  f"{s['latent_model']['source']}, median nearest-neighbour distance {s['train_nearest_median']:.3g}")
     return "\n".join(lines)
+
+
+def _models(args) -> str:
+    from cellnb.pretrained import EMPTY, available, card_line, read_card
+
+    names = available()
+    return "\n".join(card_line(read_card(n)) for n in names) if names else EMPTY
 
 
 def _describe(args) -> str:
@@ -330,6 +349,7 @@ _HANDLERS = {
     "reconstruct": _reconstruct,
     "fit": _fit,
     "generate": _generate,
+    "models": _models,
     "describe": _describe,
     "microscopy": _microscopy,
     "run": _run,

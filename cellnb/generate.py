@@ -168,7 +168,13 @@ def sequence_name(strategy: str, index: int) -> str:
 
 
 def _training_records(run: RunDir, info: dict) -> list[dict]:
-    """Each training sequence's record (spacing, scale, clamp, meta), or ``[]`` when the data set is gone."""
+    """Each training sequence's record (spacing, scale, clamp, meta), or ``[]`` when the data set is gone.
+
+    A checkpoint that carries the records in its data entry (a pretrained model's,
+    :mod:`cellnb.pretrained`) needs no data set.
+    """
+    if info["data"].get("records") is not None:
+        return [{**r, "shape": list(info["data"]["shape"])} for r in info["data"]["records"]]
     try:
         dataset = SDFDataset(run.training_data())
     except (FileNotFoundError, ValueError) as err:
