@@ -180,3 +180,9 @@ def test_the_script_packages_prints_the_models_line_and_checks(packaged, tmp_pat
     (dest / "dividing" / "card.json").write_text(json.dumps(card))
     assert script.main([*args, "--check"]) == 1
     assert "content_sha256 differs" in capsys.readouterr().err
+
+
+def test_generate_pretrained_needs_an_output_folder(models, capsys):
+    assert main(["generate", "--pretrained", "tiny", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--pretrained needs --out" in err
