@@ -62,7 +62,26 @@ class RunInUse(RuntimeError):
     """Another cellnb process holds the run directory's lock."""
 
 
-class DataDir:
+class _Folder:
+    """A folder with a summary file; ``root`` is its path (subclasses name the rest)."""
+
+    SUMMARY = "summary.json"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / self.SUMMARY
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary_path)
+
+
+class DataDir(_Folder):
     """A prepared SDF data set folder.
 
     Parameters
@@ -71,16 +90,6 @@ class DataDir:
     """
 
     SUMMARY = "dataset.json"
-
-    def __init__(self, root):
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"DataDir({str(self.root)!r})"
-
-    @property
-    def summary_path(self) -> Path:
-        return self.root / self.SUMMARY
 
     @property
     def heldout(self) -> Path:
@@ -101,16 +110,13 @@ class DataDir:
         """The held-out SDF files, sorted by name (may be empty)."""
         return sorted(self.heldout.glob("*.h5"))
 
-    def read_summary(self) -> dict:
-        return read_json(self.summary_path)
-
     def family(self, default: str) -> str:
         """The cell family its sequences record (``meta.family``), else ``default``."""
         rows = self.read_summary().get("sequences") or [{}]
         return (rows[0].get("meta") or {}).get("family", default)
 
 
-class GeneratedDir:
+class GeneratedDir(_Folder):
     """A folder of generated sequences (``cellnb generate --out``).
 
     Parameters
@@ -118,19 +124,8 @@ class GeneratedDir:
     root : path-like
     """
 
-    SUMMARY = "summary.json"
     CODES = "codes.npy"
     LATENT = "latent.npz"
-
-    def __init__(self, root):
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"GeneratedDir({str(self.root)!r})"
-
-    @property
-    def summary_path(self) -> Path:
-        return self.root / self.SUMMARY
 
     @property
     def codes_path(self) -> Path:
@@ -167,11 +162,8 @@ class GeneratedDir:
     def sdf_files(self) -> list[Path]:
         return sorted(self.sdf.glob("*.h5"))
 
-    def read_summary(self) -> dict:
-        return read_json(self.summary_path)
 
-
-class FittedDir:
+class FittedDir(_Folder):
     """Codes fitted to sequences the model never saw (``cellnb fit --out``).
 
     Parameters
@@ -179,23 +171,12 @@ class FittedDir:
     root : path-like
     """
 
-    SUMMARY = "summary.json"
     CODES = "codes.npz"
     TABLE = "table.csv"
-
-    def __init__(self, root):
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"FittedDir({str(self.root)!r})"
 
     @property
     def name(self) -> str:
         return self.root.name
-
-    @property
-    def summary_path(self) -> Path:
-        return self.root / self.SUMMARY
 
     @property
     def codes_path(self) -> Path:
@@ -204,9 +185,6 @@ class FittedDir:
     @property
     def table_path(self) -> Path:
         return self.root / self.TABLE
-
-    def read_summary(self) -> dict:
-        return read_json(self.summary_path)
 
 
 class RunDir:
