@@ -301,7 +301,7 @@ def evaluate_run(run, config: EvaluateConfig | None = None, *, progress: bool = 
     """
     config = config or EvaluateConfig()
     run = run if isinstance(run, RunDir) else RunDir(run)
-    names = [s for s in run.generated_sets() if s != RunDir.EXPORT]
+    names = run.sampled_sets()
     if not names:
         raise FileNotFoundError(f"no generated sequences in {run.generated}; run 03_latent_sampling "
                                 f"(or `cellnb generate --run {run.root}`) first")

@@ -79,7 +79,7 @@ class MicroscopyConfig(Config):
 
 def _cells(run: RunDir, config: MicroscopyConfig, frames: int, size: int):
     """The cells to image: the run's recommended (else first) generated set, or phantoms when it has none."""
-    sets = [s for s in run.generated_sets() if s != RunDir.EXPORT]
+    sets = run.sampled_sets()
     if sets:
         chosen = run.read_metrics().get("evaluate", {}).get("recommended")
         name = chosen if chosen in sets else sets[0]

@@ -234,6 +234,13 @@ class RunDir:
             return []
         return sorted(p.name for p in self.generated.iterdir() if GeneratedDir(p).sdf_files())
 
+    def sampled_sets(self) -> list[str]:
+        """The generated sets drawn from a latent model: not the export, not those started from given codes."""
+        def sampled(name: str) -> bool:
+            folder = self.generated_set(name)
+            return name != self.EXPORT and not (folder.summary_path.is_file() and folder.read_summary().get("from_codes"))
+        return [name for name in self.generated_sets() if sampled(name)]
+
     @property
     def fitted(self) -> Path:
         return self.root / "fitted"

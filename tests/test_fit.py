@@ -145,6 +145,9 @@ def test_generate_from_fitted_codes(tiny_run, tmp_path, capsys):
         "latent_model"]["sigma"]
     assert perturbed.shape == (2, TINY_MODEL["code_length"])
     assert np.abs(perturbed - code).max() < 5 * sigma and not np.allclose(perturbed, code)
+    from cellnb.workspace import RunDir  # a set started from given codes is no sample of the latent model:
+    assert "perturb-from-fitted" in RunDir(run).generated_sets()  # realism and microscopy leave it out
+    assert "perturb-from-fitted" not in RunDir(run).sampled_sets()
     capsys.readouterr()
     assert main([*common, "--strategy", "gaussian", "--out", str(tmp_path / "bad")]) == 2
     assert "perturb or interpolate" in capsys.readouterr().err
