@@ -940,13 +940,33 @@ class _Renderer:
         gt = resample(frame.astype(ctc.LABEL_DTYPE), self.mask_spacing, self.spacing, order=0)
         if gt.shape == frame.shape:
             return b, gt  # the masks' own grid: nothing can vanish
-        lost = np.setdiff1d(ctc.labels_present(frame), ctc.labels_present(gt))
-        if lost.size:
-            raise ValueError(
-                f"spacing {self.spacing} does not fit the masks: label {int(lost[0])} of frame {t} is thinner than "
-                f"one voxel and vanishes when sampled; use a finer spacing"
-            )
+        for label in np.setdiff1d(ctc.labels_present(frame), ctc.labels_present(gt)):
+            if not _keep_thin_label(gt, frame, int(label), self.mask_spacing, self.spacing):
+                raise ValueError(
+                    f"spacing {self.spacing} does not fit the masks: label {int(label)} of frame {t} is thinner than "
+                    f"one voxel, vanishes when sampled and has no free voxel to keep; use a finer spacing"
+                )
         return b, gt
+
+
+def _keep_thin_label(gt: np.ndarray, frame: np.ndarray, label: int, mask_spacing, spacing) -> bool:
+    """Give a label that nearest-neighbour sampling lost the free detector voxel that holds most of it.
+
+    A cell part thinner than one detector voxel (a thin protrusion cut off, a small fragment) falls
+    between voxel centres; the ground truth keeps it in the background voxel its mask voxels
+    fall into most often, so that every tracked label stays in the frame.  False when all
+    those voxels belong to other labels.
+    """
+    ratio = np.asarray(spacing, dtype=float) / np.asarray(mask_spacing, dtype=float)
+    where = np.argwhere(frame == label)
+    cells = np.clip(np.floor((where + 0.5) / ratio).astype(int), 0, np.asarray(gt.shape) - 1)
+    cells, counts = np.unique(cells, axis=0, return_counts=True)
+    for index in np.argsort(-counts, kind="stable"):
+        voxel = tuple(cells[index])
+        if gt[voxel] == 0:
+            gt[voxel] = label
+            return True
+    return False
 
 
 def render(labels, out, *, tracks=None, mask_spacing=None, spacing=None, snr: float | None = None,

@@ -25,6 +25,7 @@ from cellnb.reconstruct import fit_codes, reconstruct
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import time_coords
 from cellnb.train import train
+from cellnb.workspace import RunDir
 
 SIZE, FRAMES = 16, 4
 TINY_MODEL = {"code_length": 8, "dims": [32, 32, 32], "latent_in": [2], "xyz_in_all": False,
@@ -145,8 +146,8 @@ def test_generate_from_fitted_codes(tiny_run, tmp_path, capsys):
         "latent_model"]["sigma"]
     assert perturbed.shape == (2, TINY_MODEL["code_length"])
     assert np.abs(perturbed - code).max() < 5 * sigma and not np.allclose(perturbed, code)
-    from cellnb.workspace import RunDir  # a set started from given codes is no sample of the latent model:
-    assert "perturb-from-fitted" in RunDir(run).generated_sets()  # realism and microscopy leave it out
+    # a set started from given codes is no sample of the latent model: realism and microscopy leave it out
+    assert "perturb-from-fitted" in RunDir(run).generated_sets()
     assert "perturb-from-fitted" not in RunDir(run).sampled_sets()
     capsys.readouterr()
     assert main([*common, "--strategy", "gaussian", "--out", str(tmp_path / "bad")]) == 2
@@ -173,7 +174,6 @@ def test_the_run_latent_model_is_used_on_the_code_entries(tiny_run, tmp_path):
     from scipy.stats import multivariate_normal
 
     from cellnb.latent import fit_latent_model
-    from cellnb.workspace import RunDir
 
     run, data = tiny_run
     copy = RunDir(tmp_path / "run")
