@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import papermill
@@ -31,6 +32,7 @@ from cellnb.config import merge
 from cellnb.io import atomic_path
 from cellnb.profile import load_profile
 from cellnb.report import update_readme
+from cellnb.view import VIEW_ENV
 from cellnb.workspace import RunDir
 
 __all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_problem", "run_all"]
@@ -112,19 +114,37 @@ def _publish_figures(run: RunDir, figures: Path, name: str) -> None:
             shutil.copyfile(new, tmp)
 
 
+@contextmanager
+def _static_views():
+    """Static 3D views (:mod:`cellnb.view`) in the kernels started meanwhile, unless ``$CELLNB_VIEW`` is set.
+
+    A kernel inherits the environment, including the ``JPY_SESSION_NAME`` of a
+    JupyterLab kernel that runs the main job, which would make its views interactive.
+    """
+    if VIEW_ENV in os.environ:
+        yield
+        return
+    os.environ[VIEW_ENV] = "static"
+    try:
+        yield
+    finally:
+        del os.environ[VIEW_ENV]
+
+
 def _run_notebooks(run: RunDir, values: dict, notebooks: Path, progress: bool) -> None:
     run.executed.mkdir(parents=True, exist_ok=True)
     run.figures.mkdir(parents=True, exist_ok=True)
-    for nb in NOTEBOOKS:
-        log.info("%s: running %s", values["name"], nb)
-        papermill.execute_notebook(
-            str(notebooks / f"{nb}.ipynb"),
-            str(run.executed / f"{nb}.ipynb"),
-            parameters={k: values[k] for k in NOTEBOOK_PARAMETERS[nb]},
-            kernel_name="python3",
-            progress_bar=progress,
-            cwd=str(notebooks.resolve()),
-        )
+    with _static_views():
+        for nb in NOTEBOOKS:
+            log.info("%s: running %s", values["name"], nb)
+            papermill.execute_notebook(
+                str(notebooks / f"{nb}.ipynb"),
+                str(run.executed / f"{nb}.ipynb"),
+                parameters={k: values[k] for k in NOTEBOOK_PARAMETERS[nb]},
+                kernel_name="python3",
+                progress_bar=progress,
+                cwd=str(notebooks.resolve()),
+            )
 
 
 def run_all(
