@@ -63,7 +63,7 @@ Every frame of a sequence starts from the coarsest level: the levels above
 the last are cheap (at 128^3 on the quick profile's pretrained ``dividing``
 model about 41k of a frame's 123k evaluations, most of them the stride-2
 nodes of the band itself), so starting a frame at stride 2 in the previous
-frame's band would save at most 10% (12.5k evaluations per frame, measured
+frame's band would save about 10% (12.5k evaluations per frame, measured
 with no dilation at all), and dilating that band by twice the change
 measured at the coarsest nodes, which a start that keeps the masks equal to
 dense needs, made it cost more than the cold start at 128^3 (12 and 40
