@@ -34,15 +34,23 @@ KEYS = ("format", "model_config", "train_config", "data", "decoder", "codes", "o
         "rng")
 
 
-def read_checkpoint(path, *, fix: str, map_location="cpu") -> dict:
-    """Load a training checkpoint and check its format and keys.
+def read_checkpoint(path, *, fix: str, map_location="cpu", fmt: str = FORMAT, keys=KEYS,
+                    what: str = "cellnb training checkpoint") -> dict:
+    """Load a torch file of tensors and plain values safely and check its format and keys.
 
     Parameters
     ----------
     path : path-like
     fix : str
-        What the user should do if the file is not a usable checkpoint
-        (ends the error message).
+        What the user should do if the file is not usable (ends the error message).
+    map_location : str or torch.device
+    fmt : str
+        The ``format`` entry the file must hold (default a training checkpoint's,
+        :data:`FORMAT`; a pretrained model has its own).
+    keys : sequence of str
+        The entries the file must hold (default :data:`KEYS`).
+    what : str
+        What the file should be, for the error message.
 
     Raises
     ------
@@ -52,9 +60,9 @@ def read_checkpoint(path, *, fix: str, map_location="cpu") -> dict:
         Unsafe, corrupt, another format or missing keys (naming them).
     """
     ckpt = load_checkpoint(path, map_location=map_location)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a cellnb training checkpoint; {fix}")
-    missing = [k for k in KEYS if k not in ckpt]
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ValueError(f"{path} is not a {what}; {fix}")
+    missing = [k for k in keys if k not in ckpt]
     if missing:
         raise ValueError(f"{path} lacks the checkpoint entries {missing} (damaged or edited); {fix}")
     return ckpt

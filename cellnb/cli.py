@@ -153,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, profile=False, overrides=False)
 
     p = sub.add_parser("fit", help="codes for sequences the model never saw (decoder frozen), scored and saved")
-    p.add_argument("--run", required=True, help="trained run")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="trained and evaluated run (it has latent.npz)")
+    which.add_argument("--pretrained", default=None, metavar="NAME",
+                       help="a model shipped with cellnb (`cellnb models` lists them); needs --out")
     p.add_argument("--data", required=True, help="folder of .h5 SDF files (cellnb prepare), e.g. RUN/data/heldout")
     p.add_argument("--out", default=None, help="output folder (default RUN/fitted/<data folder name>)")
     p.add_argument("--iterations", type=_positive, default=None, help="optimisation steps per code (default 300)")
@@ -292,7 +295,14 @@ def _fit(args) -> str:
     from cellnb.fit import fit_run
     from cellnb.reconstruct import FIT_ITERATIONS
 
-    s = fit_run(args.run, args.data, out=args.out, iterations=args.iterations or FIT_ITERATIONS, seed=args.seed,
+    run = args.run
+    if args.pretrained is not None:
+        from cellnb.pretrained import pretrained_run
+
+        if args.out is None:
+            raise ValueError("--pretrained needs --out DIR (where the codes go)")
+        run = pretrained_run(args.pretrained)
+    s = fit_run(run, args.data, out=args.out, iterations=args.iterations or FIT_ITERATIONS, seed=args.seed,
                 device=args.device, overwrite=args.overwrite, progress=not args.quiet)
     lines = [f"{'sequence':<24} {'Dice':>6} {'topology':>8} {'log-lik':>9}  nearest training code (distance)"]
     for r in s["sequences"]:

@@ -10,9 +10,11 @@ reported:
   the input's (``sdf < 0``) and the component count per frame of both
   (:func:`cellnb.sdf.component_counts`);
 * where it falls in the latent distribution: its log-likelihood under the
-  run's fitted latent model (``latent.npz``, :class:`cellnb.latent.LatentModel`;
-  when the run has none yet, a Gaussian fitted now to the run's codes, and the
-  summary says so), beside the median log-likelihood of the training codes,
+  run's latent model (``latent.npz``, :class:`cellnb.latent.LatentModel`,
+  written by the run's evaluation, :func:`cellnb.evaluate.evaluate_run`;
+  a run without one is refused unless a strategy is named to fit one now,
+  as notebook 03 does before the evaluation), beside the median
+  log-likelihood of the training codes,
   and the nearest training code (name, Euclidean distance) beside the median
   nearest-neighbour distance among the training codes, for scale.
 
@@ -82,15 +84,11 @@ def read_codes(path) -> tuple[list[str], np.ndarray]:
     return names, codes
 
 
-def _latent_model(run: RunDir, learned: np.ndarray, length: int) -> tuple[LatentModel, str]:
-    """The run's latent model on the code entries alone, and where it came from."""
-    if run.latent_model.is_file():
-        model, source = LatentModel.load(run.latent_model), f"the run's latent model ({run.latent_model})"
-    else:
-        model = fit_latent_model("gaussian", learned)
-        source = "a Gaussian fitted now to the run's codes (the run has no latent.npz yet: run its evaluation)"
-        log.warning("%s has no latent model yet; log-likelihoods are under %s", run.root, source.split(" (")[0])
-    return model.marginal(length), source
+def _require_latent_model(run: RunDir) -> None:
+    if not run.latent_model.is_file():
+        raise FileNotFoundError(
+            f"{run.root} has no latent model ({run.latent_model.name}) yet; evaluate it first: notebooks "
+            f"03_latent_sampling then 05_shape_descriptors with run_dir={run.root} (as `cellnb run` does)")
 
 
 def _nearest(fitted: np.ndarray, learned: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -102,14 +100,14 @@ def _nearest(fitted: np.ndarray, learned: np.ndarray) -> tuple[np.ndarray, np.nd
     return d.argmin(axis=1), d.min(axis=1), spread
 
 
-def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int = 0, device=None,
-            overwrite: bool = False, progress: bool = True) -> dict:
+def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int = 0, latent: str | None = None,
+            device=None, overwrite: bool = False, progress: bool = True) -> dict:
     """Fit codes to the sequences of a data folder with a run's decoder frozen, report and save them.
 
     Parameters
     ----------
     run : RunDir or path-like
-        Trained run (``cellnb train``).
+        Trained and evaluated run (``cellnb train``, then its evaluation: it has ``latent.npz``).
     data : path-like
         Folder of SDF files (``cellnb prepare``), on the run's training grid.
     out : path-like, optional
@@ -119,6 +117,10 @@ def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int 
         Optimisation steps per code (:func:`cellnb.reconstruct.fit_codes`).
     seed : int
         Seed of the initial codes and the point draws.
+    latent : str, optional
+        Score the codes under a latent model of this strategy (e.g.
+        ``"gaussian"``, :func:`cellnb.latent.fit_latent_model`) fitted now to
+        the run's codes; default the run's own ``latent.npz``, which must exist.
     device : str or torch.device, optional
     overwrite : bool
         Replace an existing ``out`` (only once the new one is complete).
@@ -136,9 +138,11 @@ def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int 
     Raises
     ------
     ValueError
-        Data on another grid than the training one (saying both), bad arguments.
+        Data on another grid or of another frame count than the training
+        data (saying both), bad arguments.
     FileNotFoundError
-        No trained model, or no SDF file in ``data``.
+        No trained model, no latent model (the run is not evaluated yet and
+        ``latent`` is None), or no SDF file in ``data``.
     FileExistsError
         ``out`` exists and ``overwrite`` is False.
     Interrupted
@@ -150,12 +154,17 @@ def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int 
     out = Path(out) if out is not None else run.fitted_set(data.name).root
     check_writable_folder(out, overwrite=overwrite)
     run.require_checkpoint()
+    if latent is None:
+        _require_latent_model(run)
     dataset = SDFDataset(data)
     decoder, learned, names, info = load_trained(run, device=select_device(device))
-    train_shape = tuple(info["data"]["shape"])
+    train_shape, train_frames = tuple(info["data"]["shape"]), int(info["data"]["n_frames"])
     if tuple(dataset.shape) != train_shape:
         raise ValueError(f"{data} holds frames of {tuple(dataset.shape)} voxels but the run was trained on "
                          f"{train_shape}; prepare the data again with --size {train_shape[0]}")
+    if dataset.n_frames != train_frames:
+        raise ValueError(f"{data} holds sequences of {dataset.n_frames} frames but the run was trained on "
+                         f"{train_frames}; prepare the data again with --frames {train_frames}")
     learned = learned.detach().cpu().numpy().astype(np.float64)
     rule = point_rule(info["train_config"])
     sequences = [dataset.sequence(s) for s in range(len(dataset.names))]
@@ -164,7 +173,11 @@ def fit_run(run, data, *, out=None, iterations: int = FIT_ITERATIONS, seed: int 
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; nothing was written to {out}") from None
     codes = codes.numpy()
-    model, source = _latent_model(run, learned, decoder.config.code_length)
+    if latent is None:
+        model, source = LatentModel.load(run.latent_model), f"the run's latent model ({run.latent_model})"
+    else:
+        model, source = fit_latent_model(latent, learned), f"a {latent} model fitted now to the run's codes"
+    model = model.marginal(decoder.config.code_length)
     loglik = model.log_likelihood(codes)
     nearest, distance, spread = _nearest(codes.astype(np.float64), learned)
     rows = []

@@ -32,7 +32,6 @@ from cellnb.checkpoint import FORMAT, KEYS, load_trained, read_checkpoint
 from cellnb.io import (
     atomic_path,
     discard_folder,
-    load_checkpoint,
     read_json,
     save_checkpoint,
     temporary_folder,
@@ -256,16 +255,6 @@ def package(run, name: str, dest=None, *, overwrite: bool = False) -> dict:
     return card
 
 
-def _read_model(folder: Path) -> dict:
-    model = load_checkpoint(folder / MODEL)
-    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{folder / MODEL} is not a cellnb pretrained model; regenerate it with scripts/pretrained.py")
-    missing = [k for k in MODEL_KEYS if k not in model]
-    if missing:
-        raise ValueError(f"{folder / MODEL} lacks {missing}; regenerate it with scripts/pretrained.py")
-    return model
-
-
 def cache_dir() -> Path:
     """Where :func:`pretrained_run` materialises models: ``$CELLNB_CACHE_DIR`` or the OS cache, ``/pretrained``."""
     env = os.environ.get(CACHE_ENV)
@@ -315,7 +304,8 @@ def pretrained_run(name: str, *, root=None, cache=None) -> RunDir:
     run = RunDir(cache / f"{name}-{_files_hash(folder)}")
     if run.latest_checkpoint.is_file():
         return run
-    model = _read_model(folder)
+    model = read_checkpoint(folder / MODEL, fmt=MODEL_FORMAT, keys=MODEL_KEYS, what="cellnb pretrained model",
+                            fix="regenerate it with scripts/pretrained.py")
     state = {
         "format": FORMAT,
         "model_config": model["model_config"],

@@ -20,7 +20,7 @@ from cellnb.cli import main
 from cellnb.field import evaluate_dense
 from cellnb.fit import TABLE_COLUMNS, fit_run, point_rule, read_codes
 from cellnb.io import read_sdf_h5
-from cellnb.latent import codes_around
+from cellnb.latent import codes_around, fit_latent_model
 from cellnb.reconstruct import fit_codes, reconstruct
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import time_coords
@@ -49,6 +49,8 @@ def tiny_run(tmp_path_factory):
     assert main(["prepare", "--source", "phantoms:dividing", "--n-sequences", "4", "--frames", str(FRAMES),
                  "--size", str(SIZE), "--no-align", "--out", str(data), "--quiet"]) == 0
     train(data, run, model_config=TINY_MODEL, train_config=TINY_TRAIN, device="cpu", progress=False)
+    _, codes, _, _ = load_trained(run, device="cpu")
+    fit_latent_model("gaussian", codes.numpy().astype(np.float64)).save(RunDir(run).latent_model)  # as if evaluated
     return run, data
 
 
@@ -82,7 +84,7 @@ def test_fitting_training_sequences_matches_their_learned_codes(tiny_run, tmp_pa
         assert row["nearest_distance"] < summary["train_nearest_median"]
         assert row["topology_match"] and row["components_true"][-1] == 2  # the division is kept
         assert np.isfinite(row["log_likelihood"])
-    assert "no latent.npz" in summary["latent_model"]["source"]  # a Gaussian fitted now, and said so
+    assert "latent.npz" in summary["latent_model"]["source"]
 
 
 def test_fit_command_writes_codes_and_table_and_refuses_to_overwrite(tiny_run, tmp_path, capsys):
@@ -108,16 +110,44 @@ def test_fit_command_writes_codes_and_table_and_refuses_to_overwrite(tiny_run, t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
-def test_fit_refuses_data_on_another_grid(tiny_run, tmp_path, capsys):
-    run, _ = tiny_run
-    assert main(["prepare", "--source", "phantoms:dividing", "--n-sequences", "1", "--frames", str(FRAMES),
-                 "--size", "20", "--out", str(tmp_path / "small"), "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["fit", "--run", str(run), "--data", str(tmp_path / "small"), "--out", str(tmp_path / "o"),
-                 "--quiet"]) == 2
+def one_line_error(capsys, *needles):
+    """The command's stderr is one error line holding every needle."""
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--size 16" in err[0]
-    assert not (tmp_path / "o").exists()
+    assert len(err) == 1 and err[0].startswith("cellnb fit: error:"), err
+    for needle in needles:
+        assert needle in err[0], (needle, err[0])
+    return err[0]
+
+
+@pytest.mark.parametrize("flag, value, needle", [("--size", "20", "--size 16"), ("--frames", "3", "--frames 4")])
+def test_fit_refuses_data_on_another_grid_or_frame_count(tiny_run, tmp_path, capsys, flag, value, needle):
+    run, _ = tiny_run
+    other = {"--size": str(SIZE), "--frames": str(FRAMES), flag: value}
+    assert main(["prepare", "--source", "phantoms:dividing", "--n-sequences", "1", "--frames", other["--frames"],
+                 "--size", other["--size"], "--out", str(tmp_path / "other"), "--quiet"]) == 0
+    capsys.readouterr()
+    before = listing(run)
+    assert main(["fit", "--run", str(run), "--data", str(tmp_path / "other"), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    one_line_error(capsys, needle, value)
+    assert not (tmp_path / "o").exists() and listing(run) == before
+
+
+def test_fit_refuses_a_run_without_a_latent_model(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run, data = tiny_run
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(run, copy.root)
+    copy.latent_model.unlink()
+    assert main(["fit", "--run", str(copy.root), "--data", str(data / "heldout"), "--quiet"]) == 2
+    one_line_error(capsys, "no latent model", "05_shape_descriptors", "cellnb run")
+    assert not copy.fitted_set("heldout").root.exists()
+    with pytest.raises(FileNotFoundError, match="latent.npz"):
+        fit_run(copy, data / "heldout", progress=False)
+    # before the evaluation (notebook 03) a named strategy is fitted now, and the summary says so
+    summary = fit_run(copy, data / "heldout", iterations=5, latent="gaussian", progress=False)
+    assert summary["latent_model"] == {"strategy": "gaussian", "source": "a gaussian model fitted now to the run's codes"}
 
 
 def test_generate_from_fitted_codes(tiny_run, tmp_path, capsys):
@@ -172,8 +202,6 @@ def test_the_run_latent_model_is_used_on_the_code_entries(tiny_run, tmp_path):
     import shutil
 
     from scipy.stats import multivariate_normal
-
-    from cellnb.latent import fit_latent_model
 
     run, data = tiny_run
     copy = RunDir(tmp_path / "run")

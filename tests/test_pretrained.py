@@ -186,3 +186,30 @@ def test_generate_pretrained_needs_an_output_folder(models, capsys):
     assert main(["generate", "--pretrained", "tiny", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--pretrained needs --out" in err
+
+
+def test_fit_pretrained_gives_the_codes_of_fit_run(packaged, models, tmp_path, capsys):
+    run, _ = packaged
+    heldout = run.root.parent / "data" / "heldout"
+    common = ["--data", str(heldout), "--iterations", "5", "--quiet"]
+    assert main(["fit", "--pretrained", "tiny", "--out", str(tmp_path / "p"), *common]) == 0
+    assert main(["fit", "--run", str(run.root), "--out", str(tmp_path / "r"), *common]) == 0
+    capsys.readouterr()
+    for file in ("codes.npz", "table.csv"):
+        assert (tmp_path / "p" / file).read_bytes() == (tmp_path / "r" / file).read_bytes()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--pretrained", "nope", "--out", "o"], "known: tiny"),
+    (["--pretrained", "tiny"], "--pretrained needs --out"),
+])
+def test_fit_pretrained_bad_input_is_one_line(packaged, models, tmp_path, capsys, args, needle):
+    heldout = packaged[0].root.parent / "data" / "heldout"
+    args = [str(tmp_path / a) if a == "o" else a for a in args]
+    assert main(["fit", *args, "--data", str(heldout), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cellnb fit: error:") and needle in err[0]
+    assert not (tmp_path / "o").exists() and not (tmp_path / "cache").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--run", str(packaged[0].root), "--pretrained", "tiny", "--data", str(heldout)])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
