@@ -93,6 +93,7 @@ from cellnb.sdf import (
     sdf_to_mask,
     time_coords,
 )
+from cellnb.sequence import check_spacing
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",
@@ -129,13 +130,6 @@ MIN_OPENING_VOXELS = 2.0  # an opening radius below two voxels only shaves the v
 _PAD = int(np.ceil(4 * SMOOTHING_SIGMA_VOXELS)) + 1  # room for the Gaussian tail (truncate=4) and a closed mesh
 _SUFFIXES_SDF = (".h5", ".hdf5")
 _SUFFIXES_TIFF = (".tif", ".tiff")
-
-
-def _spacing3(spacing) -> np.ndarray:
-    values = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
-    if not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"spacing must be three positive voxel sizes (dz, dy, dx), got {spacing}")
-    return values
 
 
 def _frame(mask) -> np.ndarray:
@@ -241,7 +235,7 @@ def describe_frame(mask, *, spacing=(1.0, 1.0, 1.0)) -> dict:
         with a ``RuntimeWarning``.
     """
     mask = _frame(mask)
-    spacing = _spacing3(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     if not mask.any():
         warnings.warn("empty frame: shape descriptors are NaN", RuntimeWarning, stacklevel=2)
         return _empty_descriptors()
@@ -301,7 +295,7 @@ def describe_sequence(
         raise ValueError(
             f"masks must have shape (T, Z, Y, X) with T >= 1, got {masks.shape}; use masks[None] for one frame"
         )
-    spacing = _spacing3(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     times = time_coords(masks.shape[0])
     rows = []
     for k, frame in enumerate(tqdm(masks, desc=f"describe {name}", disable=not progress, leave=False)):
@@ -398,7 +392,7 @@ def describe_path(path, *, spacing=None, progress: bool = False) -> pd.DataFrame
         For a file that is neither a TIFF mask nor an SDF file (naming it).
     """
     path = Path(path)
-    given = tuple(_spacing3(spacing)) if spacing is not None else None
+    given = check_spacing(spacing) if spacing is not None else None
     tables, defaulted, names = [], [], set()
     for source in _sources(path):
         masks, recorded, name = _load(source)

@@ -11,6 +11,8 @@ import numpy as np
 import pyvista as pv
 from skimage.measure import marching_cubes
 
+from cellnb.sequence import check_spacing
+
 __all__ = ["mesh_frame", "volume_curve"]
 
 
@@ -43,9 +45,7 @@ def mesh_frame(sdf_frame, *, spacing=(1.0, 1.0, 1.0), level: float = 0.0) -> pv.
         raise ValueError(f"sdf_frame must be one 3D frame (D0, D1, D2), got shape {frame.shape}")
     if not np.all(np.isfinite(frame)):
         raise ValueError("sdf_frame contains NaN or infinite values")
-    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
-    if not np.all(spacing > 0):
-        raise ValueError(f"spacing must be three positive voxel sizes, got {tuple(spacing)}")
+    spacing = np.asarray(check_spacing(spacing))
     if not (frame < level).any():
         return pv.PolyData()
     outside = level + max(float(np.abs(frame - level).max()), 1.0)

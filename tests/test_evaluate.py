@@ -17,6 +17,7 @@ from cellnb.evaluate import (
     evaluate_run,
     memorisation_rate,
     nn1_from_distances,
+    realism_error,
     recommend,
     shape_distances,
 )
@@ -61,6 +62,19 @@ def test_recommendation_prefers_realistic_sets_that_do_not_copy():
     }
     assert recommend(sets, max_memorisation=0.1) == "new"
     assert recommend({"copies": sets["copies"]}, max_memorisation=0.1) == "copies"  # the least memorising
+
+
+def test_a_set_whose_divisions_merge_back_is_not_recommended_over_one_that_keeps_them():
+    # Equal shape realism; one set's daughters fuse again in most sequences (a bridge is a few voxels,
+    # which 1-NN on shapes does not see).
+    sets = {
+        "bridged": {"memorisation": 0.0, "nn1_accuracy": 0.55, "w1_norm_mean": 0.1, "topology_plausible": 0.2},
+        "divides": {"memorisation": 0.0, "nn1_accuracy": 0.65, "w1_norm_mean": 0.3, "topology_plausible": 0.9},
+    }
+    assert realism_error(sets["bridged"]) == pytest.approx(0.5 * (0.1 + 0.8))
+    assert recommend(sets, max_memorisation=0.1) == "divides"
+    sets["divides"]["topology_plausible"] = 0.2  # then shape realism decides
+    assert recommend(sets, max_memorisation=0.1) == "bridged"
 
 
 def _write_set(run: RunDir, name: str, sequences) -> None:

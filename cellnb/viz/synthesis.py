@@ -19,6 +19,7 @@ import numpy as np
 
 from cellnb.mesh import mesh_frame
 from cellnb.render import render_grid
+from cellnb.sequence import check_spacing
 from cellnb.viz.images import image_figure
 
 __all__ = [
@@ -28,13 +29,6 @@ __all__ = [
     "plot_volume_curves",
     "plot_super_resolution",
 ]
-
-
-def _spacing(spacing) -> np.ndarray:
-    spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
-    if not np.all(spacing > 0):
-        raise ValueError(f"spacing must be three positive voxel sizes, got {tuple(spacing)}")
-    return spacing
 
 
 def _bounds(shape, spacing) -> tuple[float, ...]:
@@ -63,7 +57,7 @@ def render_sdf_grid(frames, *, spacing=(1.0, 1.0, 1.0), window_size=(200, 200), 
     frames = np.asarray(frames)
     if frames.ndim != 5 or 0 in frames.shape[:2]:
         raise ValueError(f"frames must have shape (rows, cols, D0, D1, D2), got {frames.shape}")
-    spacing = _spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     meshes = [[mesh_frame(f, spacing=spacing) for f in row] for row in frames]
     return render_grid(meshes, window_size=window_size, bounds=_bounds(frames.shape[2:], spacing), camera=camera)
 
@@ -179,10 +173,10 @@ def plot_super_resolution(coarse, fine, *, spacing_coarse=(1.0, 1.0, 1.0), spaci
     coarse, fine = np.asarray(coarse), np.asarray(fine)
     if coarse.ndim != 3 or fine.ndim != 3:
         raise ValueError(f"coarse and fine must be single frames (D0, D1, D2), got {coarse.shape} and {fine.shape}")
-    spacing_coarse = _spacing(spacing_coarse)
+    spacing_coarse = np.asarray(check_spacing(spacing_coarse, name="spacing_coarse"))
     if spacing_fine is None:
         spacing_fine = spacing_coarse * (np.array(coarse.shape) - 1) / (np.array(fine.shape) - 1)
-    spacing_fine = _spacing(spacing_fine)
+    spacing_fine = np.asarray(check_spacing(spacing_fine, name="spacing_fine"))
     fig, axes = plt.subplots(2, 2, figsize=(7.0, 7.0), constrained_layout=True)
     for col, (frame, spacing, label) in enumerate(zip((coarse, fine), (spacing_coarse, spacing_fine), labels)):
         image = render_sdf_grid(frame[None, None], spacing=spacing, window_size=window_size)
