@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells-per-field", type=_positive, default=None,
                    help="generated cells placed in one field of a ctc export")
     p.add_argument("--method", default=None, choices=("narrow", "dense"))
+    p.add_argument("--orientation", default=None, choices=("canonical", "training", "uniform"),
+                   help="pose of the new cells: as decoded (default), turned like a random training cell, "
+                        "or uniformly at random")
     p.add_argument("--out", default=None, help="output folder (default RUN/generated/STRATEGY)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None)
@@ -285,7 +288,8 @@ def _generate(args) -> str:
     run.require_checkpoint()
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
     given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
-                   method="method", formats="formats", cells_per_field="cells_per_field")
+                   method="method", formats="formats", cells_per_field="cells_per_field",
+                   orientation="orientation")
     s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, from_codes=args.from_codes,
                  towards=args.towards, device=args.device, progress=not args.quiet)
     return f"generated {s['n']} sequences ({s['strategy']}) into {s['out']} in {s['seconds']:.1f} s"

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
 from cellnb.checkpoint import load_trained
@@ -64,15 +65,16 @@ from cellnb.io import (
 )
 from cellnb.latent import AROUND, STRATEGIES, LatentModel, codes_around, sample_codes
 from cellnb.sampling import SDFDataset
-from cellnb.sdf import component_counts, time_coords
+from cellnb.sdf import component_counts, rotate_sdf, time_coords
 from cellnb.workspace import GeneratedDir, RunDir
 
-__all__ = ["GenerateConfig", "generate", "sequence_name"]
+__all__ = ["ORIENTATIONS", "GenerateConfig", "generate", "rotations", "sequence_name"]
 
 log = logging.getLogger(__name__)
 
 RECOMMENDED = "recommended"  # the strategy the run's evaluation recommends (its latent.npz)
 FALLBACK_STRATEGY = "gaussian"  # what "recommended" means before any evaluation
+ORIENTATIONS = ("canonical", "training", "uniform")  # poses of new cells (GenerateConfig.orientation)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,14 @@ class GenerateConfig(Config):
     strategies : tuple of str
         The generated sets notebook 03 makes and notebook 05 compares: a
         strategy, or ``strategy@scale`` for another temperature (e.g. ``kde@0.5``).
+    orientation : {"canonical", "training", "uniform"}
+        Pose of the new cells.  ``canonical``: as decoded, in the pose the
+        training cells were aligned to (``data.align``; what evaluation
+        compares with the held-out cells, aligned alike).  ``training``: each
+        turned by the recorded rotation of a training cell drawn at random, so
+        cells come out in the orientations real cells have (a synthetic
+        microscopy field); ``uniform``: by a rotation drawn uniformly from
+        SO(3).  Seeded by ``seed``; each sequence records its ``rotation``.
     """
 
     n: int = 16
@@ -119,6 +129,7 @@ class GenerateConfig(Config):
     scale: float = 1.0
     cells_per_field: int = 1
     strategies: tuple[str, ...] = ("random", "gaussian", "gmm", "kde", "perturb")
+    orientation: str = "canonical"
 
     SECTION = "generate"
 
@@ -137,6 +148,8 @@ class GenerateConfig(Config):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         check_formats(self.formats)
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"unknown orientation {self.orientation!r}; use one of {', '.join(ORIENTATIONS)}")
         if self.cells_per_field < 1:
             raise ValueError(f"generate.cells_per_field must be at least 1, got {self.cells_per_field}")
         if not (np.isfinite(self.scale) and self.scale > 0):
@@ -227,8 +240,30 @@ def _output_record(train: dict, shape) -> dict:
     return {"spacing": spacing, "scale": scale, "clamp": clamp}
 
 
+def rotations(orientation: str, n: int, records: list[dict], *, rng) -> list[np.ndarray | None]:
+    """The rotation of each of ``n`` new cells (:attr:`GenerateConfig.orientation`), None for ``canonical``.
+
+    Raises
+    ------
+    ValueError
+        ``training`` when no training cell recorded a rotation (data prepared
+        without ``align``: the cells already are in their own poses).
+    """
+    if orientation == "canonical":
+        return [None] * n
+    rng = np.random.default_rng(rng)
+    if orientation == "uniform":
+        return list(Rotation.random(n, random_state=rng).as_matrix())
+    recorded = [np.asarray((r.get("meta") or {}).get("rotation"), dtype=float) for r in records
+                if (r.get("meta") or {}).get("rotation") is not None]
+    if not recorded:
+        raise ValueError("orientation training needs training cells aligned to a canonical pose (data.align, "
+                         "prepare --align); these cells kept their own poses: use orientation canonical")
+    return [recorded[i] for i in rng.integers(len(recorded), size=n)]
+
+
 def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, folder: GeneratedDir, record: dict,
-                  bar) -> dict:
+                  bar, rotation=None) -> dict:
     """Decode one code, write its exports into ``folder``; returns its timings and counts."""
     start = time.perf_counter()
     sdf = np.empty((len(times),) + shape, dtype=np.float32)
@@ -237,6 +272,9 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
         frame, count = evaluate(decoder, code, shape=shape, times=[t], method=method)
         sdf[k], n_eval = frame[0], n_eval + count
         bar.update(1)
+    if rotation is not None:
+        sdf = rotate_sdf(sdf, rotation)
+        record = {**record, "meta": {**record["meta"], "rotation": np.asarray(rotation).tolist()}}
     eval_seconds = time.perf_counter() - start
     components = component_counts(sdf < 0).tolist()
     per_sequence = tuple(f for f in formats if f != "ctc") + (("h5",) if "ctc" in formats else ())
@@ -431,6 +469,7 @@ def generate(
         seq_records = [_output_record({**base, "spacing": [float(v)] * 3}, shape) if sizes is not None else record
                        for v in (sizes if sizes is not None else range(n))]
         times = time_coords(frames)
+        poses = rotations(config.orientation, n, records, rng=[config.seed, 1])
         mine = list(range(rank, n, world))
         tmp, made = _shared_temporary_folder(out, rank, world)
         try:
@@ -443,7 +482,8 @@ def generate(
                                   "meta": {**meta, "index": i, "family": family}}
                     rows.append(_one_sequence(decoder, torch.from_numpy(codes[i]), name=name, index=i, shape=shape,
                                               times=times, method=config.method, formats=formats,
-                                              folder=GeneratedDir(tmp), record=seq_record, bar=bar))
+                                              folder=GeneratedDir(tmp), record=seq_record, bar=bar,
+                                              rotation=poses[i]))
             if world > 1:
                 gathered = [None] * world
                 dist.all_gather_object(gathered, rows)
@@ -464,6 +504,7 @@ def generate(
                 "method": config.method,
                 "formats": list(formats),
                 "seed": config.seed,
+                "orientation": config.orientation,
                 "world_size": world,
                 "record": record,
                 "family": family,

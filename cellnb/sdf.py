@@ -37,6 +37,7 @@ __all__ = [
     "label_components",
     "component_counts",
     "largest_component",
+    "rotate_sdf",
     "sequence_to_sdf",
     "resample_time",
     "sdf_to_mask",
@@ -434,6 +435,39 @@ def resample_to_cube(
         values = ndimage.map_coordinates(dist, coords, order=1, mode="nearest")
         out[start : start + len(planes)] = (values < 0).reshape(len(planes), size, size)
     return out
+
+
+def rotate_sdf(sdf: np.ndarray, rotation) -> np.ndarray:
+    """A signed distance field turned about its grid's centre.
+
+    A rotation keeps distances, so the result is again a signed distance
+    (interpolated linearly; beyond the grid, the nearest border value).
+
+    Parameters
+    ----------
+    sdf : ndarray, shape (Z, Y, X) or (T, Z, Y, X)
+        On an isotropic grid (one frame or a sequence, each frame turned alike).
+    rotation : ndarray, shape (3, 3)
+        Rows: the axes of ``sdf``'s grid in the output's frame, as
+        :func:`crop_to_cube` records them in ``meta["rotation"]`` (an
+        orthonormal matrix).  A shape aligned to its canonical pose comes back
+        in the pose of the cell the rotation was recorded from.
+
+    Returns
+    -------
+    ndarray, float32, the shape of ``sdf``
+    """
+    rot = np.asarray(rotation, dtype=float)
+    if rot.shape != (3, 3) or not np.allclose(rot @ rot.T, np.eye(3), atol=1e-5):
+        raise ValueError(f"rotation must be an orthonormal 3x3 matrix, got {np.round(rot, 3).tolist()}")
+    sdf = np.asarray(sdf, dtype=np.float32)
+    if sdf.ndim == 4:
+        return np.stack([rotate_sdf(frame, rot) for frame in sdf])
+    if sdf.ndim != 3 or len(set(sdf.shape)) != 1:
+        raise ValueError(f"sdf must be one cubic frame (N, N, N) or a sequence (T, N, N, N), got shape {sdf.shape}")
+    center = (np.asarray(sdf.shape, dtype=float) - 1) / 2.0
+    # Output voxel p holds the value at canonical coordinates u = rot @ (p - c) + c.
+    return ndimage.affine_transform(sdf, rot, offset=center - rot @ center, order=1, mode="nearest")
 
 
 def crop_to_cube(seq: MaskSequence, size: int, *, margin: float = 0.15, keep_largest: bool = False,

@@ -19,13 +19,14 @@ import pyvista as pv
 import tifffile
 import torch
 from scipy import ndimage
+from scipy.spatial.transform import Rotation
 from test_field import TwoSpheres, one_thread, two_spheres  # noqa: F401
 
 import cellnb.export as export
 import cellnb.generate as gen
 from cellnb.generate import generate, sequence_name
 from cellnb.io import read_mask_stack, read_sdf_h5, write_sdf_h5
-from cellnb.sdf import grid_axes, sequence_to_sdf, time_coords
+from cellnb.sdf import grid_axes, rotate_sdf, sequence_to_sdf, time_coords
 from cellnb.workspace import RunDir
 
 TRAIN_SIZE, TRAIN_FRAMES, TRAIN_SPACING = 24, 4, 0.5
@@ -146,6 +147,8 @@ def test_frames_without_a_cell_get_no_mesh(run, analytic):
         ({"formats": ("h5", "obj")}, ValueError, "unknown format"),
         ({"method": "sparse"}, ValueError, "unknown method"),
         ({"n": 0}, ValueError, "n must be"),
+        ({"orientation": "upside-down"}, ValueError, "unknown orientation"),
+        ({"orientation": "training"}, ValueError, "aligned to a canonical pose"),
     ],
 )
 def test_bad_input_fails_before_writing_anything(run, analytic, kwargs, error, match):
@@ -153,6 +156,32 @@ def test_bad_input_fails_before_writing_anything(run, analytic, kwargs, error, m
     with pytest.raises(error, match=match):
         generate(run.root, **{"n": 1, "frames": 2, "size": 12, "strategy": "random", **kwargs}, progress=False)
     assert listing(run.root) == before
+
+
+def test_new_cells_turned_to_a_drawn_pose_are_the_canonical_ones_rotated(run, analytic, tmp_path):
+    turns = [Rotation.from_euler("z", a, degrees=True).as_matrix().tolist() for a in (30, 60, 90)]
+    for k, path in enumerate(sorted(run.data.glob("*.h5"))):  # cells aligned at preparation record their pose
+        sdf, record = read_sdf_h5(path)
+        write_sdf_h5(path, sdf, record={**record, "meta": {"rotation": turns[k]}}, overwrite=True)
+    common = dict(n=3, frames=2, size=20, strategy="random", seed=4, progress=False)
+    plain = generate(run.root, out=tmp_path / "plain", **common)
+    for orientation, allowed in (("training", turns), ("uniform", None)):
+        turned = generate(run.root, out=tmp_path / orientation, orientation=orientation, **common)
+        assert turned["orientation"] == orientation
+        for row in plain["sequences"]:
+            canonical, _ = read_sdf_h5(tmp_path / "plain" / "sdf" / f"{row['name']}.h5")
+            sdf, record = read_sdf_h5(tmp_path / orientation / "sdf" / f"{row['name']}.h5")
+            rotation = np.asarray(record["meta"]["rotation"])
+            np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-6)
+            if allowed is not None:
+                assert rotation.tolist() in allowed
+            np.testing.assert_allclose(sdf, rotate_sdf(canonical, rotation), atol=1e-6)
+    again = generate(run.root, out=tmp_path / "again", orientation="uniform", **common)
+    first = json.loads((tmp_path / "uniform" / "summary.json").read_text())
+    assert [r["components"] for r in again["sequences"]] == [r["components"] for r in first["sequences"]]
+    a, _ = read_sdf_h5(tmp_path / "again" / "sdf" / f"{plain['sequences'][0]['name']}.h5")
+    b, _ = read_sdf_h5(tmp_path / "uniform" / "sdf" / f"{plain['sequences'][0]['name']}.h5")
+    np.testing.assert_array_equal(a, b)  # same seed, same poses
 
 
 def test_missing_checkpoint_and_existing_output(run, analytic, tmp_path):

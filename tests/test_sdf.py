@@ -119,6 +119,29 @@ def test_canonical_pose_undoes_a_rotation():
     assert lengths[0] > lengths[1] > lengths[2]
 
 
+def test_turning_a_canonical_crop_by_its_recorded_rotation_restores_the_source_pose():
+    """crop_to_cube(align) records the rotation; rotate_sdf with it turns the canonical shape back."""
+    from scipy.spatial.transform import Rotation
+
+    turn = Rotation.from_euler("zyx", [35, -50, 20], degrees=True).as_matrix()
+    source = _ellipsoid((48, 48, 48), (24, 24, 24), (16, 9, 6), turn)
+    plain = S.crop_to_cube(MaskSequence(source[None]), 48, margin=0.1)  # the source pose
+    canonical = S.crop_to_cube(MaskSequence(source[None]), 48, margin=0.1, align=True)
+    back = S.rotate_sdf(S.signed_distance(canonical.masks[0]), canonical.meta["rotation"]) < 0
+    _, lengths, axes = S.principal_axes(back)
+    np.testing.assert_allclose(np.abs(np.sum(axes * turn, axis=0)), 1.0, atol=0.02)  # the ellipsoid's axes again
+    assert lengths[0] / lengths[2] == pytest.approx(16 / 6, rel=0.1)
+    _, _, canonical_axes = S.principal_axes(canonical.masks[0])
+    np.testing.assert_allclose(np.abs(np.diag(canonical_axes)), 1.0, atol=0.02)  # before: along the array axes
+    sdf = S.signed_distance(plain.masks[0])
+    there_and_back = S.rotate_sdf(S.rotate_sdf(sdf, turn), turn.T)
+    assert S.iou(there_and_back < 0, plain.masks[0]) > 0.95
+    np.testing.assert_array_equal(S.rotate_sdf(sdf, np.eye(3)), sdf)
+    assert S.rotate_sdf(np.stack([sdf, sdf]), turn).shape == (2, 48, 48, 48)
+    with pytest.raises(ValueError, match="orthonormal"):
+        S.rotate_sdf(sdf, 2 * np.eye(3))
+
+
 def test_crop_without_alignment_is_the_bounding_box_crop():
     mask = np.zeros((1, 30, 20, 10), bool)
     mask[0, 5:25, 4:16, 2:8] = True
