@@ -174,7 +174,17 @@ class TrainConfig(Config):
         official ``CodeInitStdDev`` (default 1.0) divided by ``sqrt(CodeLength)``.
     code_reg : float
         Weight of the mean code norm in the loss (official
-        ``CodeRegularizationLambda``, 1e-4); 0 disables it.
+        ``CodeRegularizationLambda``, 1e-4); 0 disables it.  With
+        ``variational``, the weight of the mean KL term instead.
+    variational : bool
+        A variational auto-decoder: each sequence's code is a Gaussian
+        ``N(mu, diag(sigma^2))`` (mean and log-variance learned), training
+        decodes a draw from it (reparameterised), and the loss adds the KL
+        divergence to the codes' prior ``N(0, (code_init_std / sqrt(L))^2 I)``.
+        The decoder thus learns valid shapes in a neighbourhood of every
+        code, not only at it, so codes drawn between the learned ones decode
+        to cells like the training cells.  The means are the run's codes
+        (reconstruction, latent models, fit); off: DeepSDF's point codes.
     code_reg_warmup_epochs : int
         The weight ramps up linearly over this many epochs (official: 1000).
     clamp : float or None
@@ -220,6 +230,7 @@ class TrainConfig(Config):
     code_init_std: float = 1.0
     code_reg: float = 1e-4
     code_reg_warmup_epochs: int = 100
+    variational: bool = False
     clamp: float | None = None
     grad_clip: float | None = None
     checkpoint_every: int = 40
@@ -298,16 +309,37 @@ class AutoDecoder(nn.Module):
         Standard deviation of the initial codes.
     """
 
-    def __init__(self, decoder: Decoder, n_codes: int, *, init_std: float):
+    def __init__(self, decoder: Decoder, n_codes: int, *, init_std: float, variational: bool = False):
         super().__init__()
         self.decoder = decoder
+        self.prior_std = init_std
         self.codes = nn.Embedding(n_codes, decoder.config.code_length)
         nn.init.normal_(self.codes.weight, 0.0, init_std)
+        # Log-variances of a variational auto-decoder, starting at a tenth of the prior's spread.
+        self.log_var = nn.Embedding(n_codes, decoder.config.code_length) if variational else None
+        if self.log_var is not None:
+            nn.init.constant_(self.log_var.weight, 2.0 * math.log(0.1 * init_std))
+
+    def code_parameters(self) -> list[nn.Parameter]:
+        """The per-sequence parameters (code means, and log-variances when variational)."""
+        return [self.codes.weight] + ([self.log_var.weight] if self.log_var is not None else [])
 
     def forward(self, sequence: torch.Tensor, xyzt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """SDF at ``xyzt`` (B, P, 4) for the sequences ``sequence`` (B,): returns ``(sdf (B, P), codes (B, L))``."""
+        """SDF at ``xyzt`` (B, P, 4) for the sequences ``sequence`` (B,): returns ``(sdf (B, P), codes (B, L))``.
+
+        Variational and training: the codes are draws ``mu + sigma * eps``
+        (torch's generator); otherwise the means.
+        """
         z = self.codes(sequence)
+        if self.log_var is not None and self.training:
+            z = z + torch.exp(0.5 * self.log_var(sequence)) * torch.randn_like(z)
         return self.decoder.forward_grouped(z, xyzt), z
+
+    def kl(self, sequence: torch.Tensor) -> torch.Tensor:
+        """KL divergence of each code distribution of ``sequence`` (B,) to the prior, shape (B,)."""
+        mu, log_var = self.codes(sequence), self.log_var(sequence)
+        ratio = 2.0 * math.log(self.prior_std)
+        return 0.5 * (torch.exp(log_var - ratio) + mu.pow(2) / self.prior_std**2 - 1.0 - (log_var - ratio)).sum(dim=1)
 
 
 def _virtual_shards(n_frames: int, batch: int) -> list[np.ndarray]:
@@ -565,10 +597,11 @@ class Trainer:
         self.mine = list(range(rank, self.batch, world))
         torch.manual_seed(tc.seed)
         self.module = AutoDecoder(Decoder(model_config), dataset.n_sequences,
-                                  init_std=tc.code_init_std / math.sqrt(model_config.code_length)).to(self.device)
+                                  init_std=tc.code_init_std / math.sqrt(model_config.code_length),
+                                  variational=tc.variational).to(self.device)
         self.optimizer = torch.optim.Adam(
             [{"params": self.module.decoder.parameters(), "lr": tc.lr_decoder},
-             {"params": self.module.codes.parameters(), "lr": tc.lr_codes}]
+             {"params": self.module.code_parameters(), "lr": tc.lr_codes}]
         )
         self.model = nn.parallel.DistributedDataParallel(self.module) if world > 1 else self.module
         self.memory = training_memory(model_config, tc, n_sequences=dataset.n_sequences, n_frames=dataset.n_frames,
@@ -658,7 +691,7 @@ class Trainer:
             if tc.clamp is not None:
                 pred, target = pred.clamp(-tc.clamp, tc.clamp), target.clamp(-tc.clamp, tc.clamp)
             sdf_loss = (pred - target).abs().mean()
-            reg = z.norm(dim=1).mean()
+            reg = self.module.kl(seq).mean() if tc.variational else z.norm(dim=1).mean()
             loss = sdf_loss + reg_weight * reg
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -685,6 +718,7 @@ class Trainer:
         return {
             "decoder": self.module.decoder.state_dict(),
             "codes": self.module.codes.weight.detach().cpu().clone(),
+            **({"code_log_var": self.module.log_var.weight.detach().cpu().clone()} if self.config.variational else {}),
             "optimizer": self.optimizer.state_dict(),
         }
 
@@ -693,6 +727,8 @@ class Trainer:
         self.module.decoder.load_state_dict(ckpt["decoder"])
         with torch.no_grad():
             self.module.codes.weight.copy_(ckpt["codes"])
+            if self.module.log_var is not None:  # resume refuses a change of train.variational
+                self.module.log_var.weight.copy_(ckpt["code_log_var"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
 
 

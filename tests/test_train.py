@@ -123,6 +123,41 @@ def test_codes_start_with_the_deepsdf_spread(tmp_path, data):
     assert codes.std().item() == pytest.approx(1 / np.sqrt(4000), rel=0.05)
 
 
+def test_variational_codes_kl_matches_torch_distributions_and_training_resumes_bit_for_bit(tmp_path, data):
+    from torch.distributions import Normal, kl_divergence
+
+    from cellnb.model import Decoder
+    from cellnb.train import AutoDecoder
+
+    module = AutoDecoder(Decoder(DecoderConfig(**TINY_MODEL)), 3, init_std=0.2, variational=True)
+    with torch.no_grad():
+        module.log_var.weight.uniform_(-6, 0)
+    seq = torch.tensor([0, 2])
+    mu, sd = module.codes(seq), torch.exp(0.5 * module.log_var(seq))
+    expected = kl_divergence(Normal(mu, sd), Normal(torch.zeros_like(mu), torch.full_like(mu, 0.2))).sum(dim=1)
+    torch.testing.assert_close(module.kl(seq), expected)
+    xyzt = torch.rand(2, 5, 4) * 2 - 1
+    module.eval()
+    assert torch.equal(module(seq, xyzt)[1], mu)  # evaluation decodes the means
+    module.train()
+    assert not torch.equal(module(seq, xyzt)[1], mu)  # training decodes draws
+    full, killed = RunDir(tmp_path / "full"), RunDir(tmp_path / "killed")
+    tiny(full, data, epochs=4, variational=True)
+    ckpt = torch.load(full.latest_checkpoint, weights_only=True)
+    assert ckpt["code_log_var"].shape == ckpt["codes"].shape
+    assert (ckpt["code_log_var"] != ckpt["code_log_var"][0, 0]).any()  # learned, not left at the start
+    killed.checkpoints.mkdir(parents=True)
+    shutil.copy(full.epoch_checkpoint(2), killed.latest_checkpoint)
+    train(data, killed, model_config=TINY_MODEL, train_config={**TINY_TRAIN, "epochs": 4, "variational": True},
+          resume=True, device="cpu", progress=False)
+    assert torch.equal(weights(full), weights(killed))
+    point = RunDir(tmp_path / "point")
+    tiny(point, data, epochs=2)
+    with pytest.raises(ValueError, match="'variational': .False, True."):
+        train(data, point, model_config=TINY_MODEL, train_config={**TINY_TRAIN, "epochs": 4, "variational": True},
+              resume=True, device="cpu", progress=False)
+
+
 @pytest.mark.parametrize("compile", [False, True])
 def test_resume_after_a_kill_continues_bit_for_bit(tmp_path, data, compile):
     full = RunDir(tmp_path / "full")
