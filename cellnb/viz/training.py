@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_loss", "plot_reconstruction"]
+__all__ = ["plot_loss", "plot_reconstruction", "plot_division_gap"]
 
 
 def _rows(log) -> list[dict]:
@@ -118,4 +118,50 @@ def plot_reconstruction(gt_masks, rec_masks, frames=4, *, names=None, axis: int 
                     ax.set_title(f"t={t} {label}", fontsize=8)
         label = names[r] if names is not None else f"sequence {r}"
         axes[r, 0].set_ylabel(label, fontsize=7)
+    return fig
+
+
+def plot_division_gap(gaps):
+    """The gap between two daughters, true against reconstructed (:func:`cellnb.division.division_gaps`).
+
+    Parameters
+    ----------
+    gaps : list of dict
+        :func:`cellnb.division.division_gaps` rows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per sequence.  Left: the section through both daughters'
+        centroids (true cell grey, reconstructed surface orange); right: the
+        signed distance along the line through the centroids (true and
+        reconstructed; above zero between the daughters is the gap, whose
+        width in voxels the title gives).
+    """
+    if not gaps:
+        raise ValueError("gaps is empty: no training sequence divides (one component, then two)")
+    fig, axes = plt.subplots(len(gaps), 2, figsize=(8, 2.6 * len(gaps)), squeeze=False, constrained_layout=True,
+                             gridspec_kw={"width_ratios": [1, 1.6]})
+    for row, g in zip(axes, gaps):
+        section, profile = row
+        h = (g["section_true"].shape[0] - 1) / 2
+        extent = (-h, h, h, -h)
+        section.imshow(g["section_true"].T < 0, cmap="Greys", vmin=0, vmax=1.6, extent=extent)
+        section.contour(np.linspace(-h, h, g["section_rec"].shape[0]), np.linspace(-h, h, g["section_rec"].shape[1]),
+                        g["section_rec"].T, levels=[0.0], colors="tab:orange", linewidths=1.2)
+        section.axhline(0, color="tab:blue", lw=0.6, ls=":")
+        section.set_title(f"{g['name']}, frame {g['frame']}", fontsize=8)
+        section.set_xticks([])
+        section.set_yticks([])
+        profile.plot(g["position"], g["profile_true"], color="0.3", label="data")
+        profile.plot(g["position"], g["profile_rec"], color="tab:orange", label="reconstruction")
+        profile.axhline(0, color="k", lw=0.6)
+        profile.fill_between(g["position"], 0, g["profile_true"], where=g["profile_true"] > 0, color="0.85")
+        profile.set_xlim(-6, 6)
+        bridged = " (bridged)" if g["components_rec"] < 2 else ""
+        profile.set_title(f"gap {g['gap_true']:.1f} voxels in the data, {g['gap_rec']:.1f} reconstructed{bridged}",
+                          fontsize=8)
+        profile.set_xlabel("voxels along the line through the daughters' centroids", fontsize=8)
+        profile.set_ylabel("SDF", fontsize=8)
+        profile.legend(fontsize=7, loc="lower right")
     return fig
