@@ -136,3 +136,18 @@ def test_a_data_set_too_small_to_split_is_judged_against_training_with_a_warning
     assert result["reference"] == "training" and "rewards copying" in result["warning"]
     assert result["sets"]["new"]["memorisation"] is None and result["baseline"] is None
     assert "too small to split" in caplog.text
+
+
+def test_novelty_plane_labels_sets_at_one_spot_once_and_colours_by_topology():
+    from cellnb.viz.evaluation import plot_novelty_realism
+
+    same = {"memorisation": 0.0625, "nn1_accuracy": 0.7}
+    evaluation = {"sets": {"gaussian": {**same, "topology_plausible": 0.2}, "gmm": {**same, "topology_plausible": 0.6},
+                           "random": {"memorisation": 0.0, "nn1_accuracy": 0.9, "topology_plausible": 0.0}},
+                  "baseline": None, "recommended": "gmm"}
+    fig = plot_novelty_realism(evaluation)
+    ax = fig.axes[0]
+    labels = sorted(t.get_text() for t in ax.texts if t.get_text() != "indistinguishable")
+    assert labels == ["gaussian, gmm (recommended)", "random"]
+    colours = [c.get_array()[0] for c in ax.collections]
+    assert colours == [0.2, 0.6, 0.0]

@@ -25,7 +25,11 @@ TARGET_NN1 = 0.70
 
 
 def plot_novelty_realism(evaluation: dict, *, title: str | None = None):
-    """Memorisation rate against 1-NN accuracy, one point per generated set.
+    """Memorisation rate against 1-NN accuracy, one point per generated set, coloured by topology.
+
+    The colour is the share of the set's sequences whose component count
+    over time is plausible (green: all; red: none), the third term of the
+    recommendation (:func:`cellnb.evaluate.realism_error`).
 
     Parameters
     ----------
@@ -39,14 +43,22 @@ def plot_novelty_realism(evaluation: dict, *, title: str | None = None):
     ax.axhline(0.5, color="0.6", lw=0.8, ls="--")
     ax.text(1.02, 0.5, "indistinguishable", va="center", ha="left", fontsize=7, color="0.4",
             transform=ax.get_yaxis_transform())
+    points = {}  # sets at one spot share one label
     for name, s in evaluation["sets"].items():
         if s.get("memorisation") is None or s.get("nn1_accuracy") is None:
             continue
         best = name == evaluation.get("recommended")
-        ax.scatter(s["memorisation"], s["nn1_accuracy"], s=70 if best else 40, marker="*" if best else "o",
-                   color="#c0392b" if best else "#2c7fb8", zorder=3)
-        ax.annotate(name + (" (recommended)" if best else ""), (s["memorisation"], s["nn1_accuracy"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
+        topology = s.get("topology_plausible")
+        ax.scatter(s["memorisation"], s["nn1_accuracy"], s=90 if best else 45, marker="*" if best else "o",
+                   c=[topology if topology is not None else 1.0], cmap="RdYlGn", vmin=0.0, vmax=1.0,
+                   edgecolors="k" if best else "0.4", linewidths=0.8, zorder=3)
+        spot = (round(s["memorisation"], 2), round(s["nn1_accuracy"], 2))
+        points.setdefault(spot, []).append(name + (" (recommended)" if best else ""))
+    for (x, y), names in points.items():
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if points:
+        colour = ax.figure.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.02)
+        colour.set_label("share with plausible topology", fontsize=8)
     base = evaluation.get("baseline")
     if base and base.get("nn1_accuracy") is not None:
         ax.scatter(1.0, base["nn1_accuracy"], marker="s", color="0.3", zorder=3)
