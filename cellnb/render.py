@@ -2,8 +2,9 @@
 
 VTK >= 9.4 wheels render off-screen through EGL (Debian packages ``libegl1``,
 ``libegl-mesa0``, ``libgl1-mesa-dri``); no X server is needed.  Importing this
-module sets ``PYVISTA_OFF_SCREEN`` and a static Jupyter backend, so renders
-work the same in a terminal, under papermill and in JupyterLab.
+module sets ``PYVISTA_OFF_SCREEN``, so renders (screenshots, never a
+``Plotter.show()``) work the same in a terminal, under papermill and in
+JupyterLab, with or without IPython installed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from vtkmodules.vtkCommonCore import vtkLogger  # noqa: E402
 pv.OFF_SCREEN = True
 # VTK probes X before EGL and logs a harmless "bad X server connection" warning on every render.
 vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
-pv.set_jupyter_backend("static")
 
 __all__ = ["CELL_COLOR", "render_mesh", "render_grid", "pixels_per_unit", "tile"]
 

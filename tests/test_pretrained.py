@@ -213,3 +213,14 @@ def test_fit_pretrained_bad_input_is_one_line(packaged, models, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--run", str(packaged[0].root), "--pretrained", "tiny", "--data", str(heldout)])
     assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_generating_needs_no_notebook_packages():
+    """`pip install cellnb` without the notebook extras: generate imports without IPython (a bug once)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['IPython'] = None; sys.modules['ipykernel'] = None\n"
+            "import cellnb.generate, cellnb.export, cellnb.render, cellnb.fit, cellnb.cli")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
