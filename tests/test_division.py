@@ -5,7 +5,6 @@ import pytest
 from test_train import tiny, write_data
 
 from cellnb.division import division_gaps, division_section
-from cellnb.sdf import grid_axes
 
 N = 40
 
