@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import os
-import signal
 import sys
-import threading
 
 from cellnb.config import profile_names
 from cellnb.errors import Interrupted
+from cellnb.signals import Terminated, handled
 
 __all__ = ["main", "build_parser"]
 
@@ -29,7 +27,6 @@ log = logging.getLogger("cellnb")
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
-_RESIGNAL_DELAY = 0.01  # seconds before a swallowed signal is sent again
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,31 +34,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every ``finally`` cleans up."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated()
-
-
-def _on_unraisable(hook_args) -> None:
-    """Ctrl-C or SIGTERM that landed in a finaliser or weakref callback, where Python swallows it.
-
-    Python prints such an exception as "Exception ignored in ..." and goes on;
-    the signal is raised again instead, so it stops the command where the
-    command can clean up, and nothing is printed.
-    """
-    err = hook_args.exc_value
-    if isinstance(err, KeyboardInterrupt):  # _Terminated is one
-        # Sent from another thread a moment later, so that the handler runs after this hook has returned
-        # (raised here, it would be swallowed again); should it land in a finaliser again, so does this.
-        signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
-        threading.Timer(_RESIGNAL_DELAY, os.kill, (os.getpid(), signum)).start()
-        return
-    sys.__unraisablehook__(hook_args)
 
 
 def _seed(text: str) -> int:
@@ -220,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: every notebook for every data set, figures regenerated")
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
     p.add_argument("--figures", default="figures", help="where the figures go")
-    p.add_argument("--datasets", nargs="+", default=None, help="subset of: dividing filopodial celegans celegans-cells")
+    p.add_argument("--datasets", nargs="+", default=None, help="subset of: celegans dividing filopodial celegans-cells")
+    p.add_argument("--jobs", type=_positive, default=None,
+                   help="data sets run at once, each in a process of its own (default: one per CPU core; 1 on one GPU)")
     p.add_argument("--readme", default="README.md", help="README whose results section is regenerated ('' to skip)")
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="redo existing run directories")
@@ -350,7 +324,7 @@ def _run(args) -> str:
     summary = run_all(
         profile=args.profile or "quick", runs=args.runs, figures=args.figures, datasets=args.datasets,
         overrides=args.set, readme=args.readme or None, overwrite=args.overwrite, data_dir=args.data_dir,
-        progress=not args.quiet,
+        progress=not args.quiet, jobs=args.jobs,
     )
     message = f"ran {', '.join(summary['datasets'])}; figures in {args.figures}, runs in {args.runs}"
     skipped = "; ".join(f"skipped {name} ({why})" for name, why in summary["skipped"].items())
@@ -385,17 +359,16 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cellnb.workspace import RunInUse
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    previous_hook, sys.unraisablehook = sys.unraisablehook, _on_unraisable
     prefix = f"cellnb {args.command}"
     try:
-        message = _HANDLERS[args.command](args)
+        with handled():
+            message = _HANDLERS[args.command](args)
     except Interrupted as err:
         print(f"{prefix}: {err.message}", file=sys.stderr)
-        return EXIT_SIGTERM if isinstance(err.__context__, _Terminated) else EXIT_SIGINT
+        return EXIT_SIGTERM if isinstance(err.__context__, Terminated) else EXIT_SIGINT
     except KeyboardInterrupt as err:
         print(f"{prefix}: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_SIGTERM if isinstance(err, _Terminated) else EXIT_SIGINT
+        return EXIT_SIGTERM if isinstance(err, Terminated) else EXIT_SIGINT
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, RunInUse) as err:
         text = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{prefix}: error: {text}", file=sys.stderr)
@@ -403,9 +376,6 @@ def main(argv=None) -> int:
     except OSError as err:
         print(f"{prefix}: error: {_os_error(err)}", file=sys.stderr)
         return EXIT_USAGE
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sys.unraisablehook = previous_hook
     if message:
         print(message)
     return 0

@@ -66,6 +66,7 @@ from cellnb.io import (
 from cellnb.latent import AROUND, STRATEGIES, LatentModel, codes_around, sample_codes
 from cellnb.sampling import SDFDataset
 from cellnb.sdf import component_counts, rotate_sdf, time_coords
+from cellnb.signals import check_interrupt
 from cellnb.workspace import GeneratedDir, RunDir
 
 __all__ = ["ORIENTATIONS", "GenerateConfig", "generate", "rotations", "sequence_name"]
@@ -272,6 +273,7 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
         frame, count = evaluate(decoder, code, shape=shape, times=[t], method=method)
         sdf[k], n_eval = frame[0], n_eval + count
         bar.update(1)
+        check_interrupt()
     if rotation is not None:
         sdf = rotate_sdf(sdf, rotation)
         record = {**record, "meta": {**record["meta"], "rotation": np.asarray(rotation).tolist()}}

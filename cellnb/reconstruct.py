@@ -33,6 +33,7 @@ from cellnb.sampling import (
     sample_indices,
 )
 from cellnb.sdf import component_counts, dice, grid_axes, iou, time_coords
+from cellnb.signals import check_interrupt
 from cellnb.workspace import RunDir
 
 __all__ = ["SURFACE_BAND", "ResampleConfig", "reconstruct", "fit_codes", "fit_code", "resolution_study"]
@@ -327,6 +328,7 @@ def fit_codes(decoder, sequences, *, iterations: int = FIT_ITERATIONS, lr: float
                 loss.backward()
                 optimizer.step()
                 bar.update(1)
+                check_interrupt()
             fitted[batch] = code.detach().cpu()
     reconstructions = [evaluate_dense(decoder, fitted[k], shape=s.shape[1:], times=time_coords(s.shape[0]),
                                       device=device) for k, s in enumerate(sequences)]

@@ -12,12 +12,18 @@ touched, and existing run directories are moved aside (hidden, beside them)
 rather than deleted; if any notebook fails or the job is interrupted, the new
 run directories are removed and the old ones put back, byte for byte, and
 ``figures/`` and the README are not touched.
+
+Data sets run side by side, each in a process of its own (``jobs``, default
+one per core): the quick profile trains on one thread, so two data sets on two
+cores take about the time of one.  Their numbers do not depend on ``jobs``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import tempfile
@@ -32,27 +38,30 @@ from cellnb.config import merge
 from cellnb.io import atomic_path
 from cellnb.profile import load_profile
 from cellnb.report import update_readme
+from cellnb.signals import handled
 from cellnb.view import VIEW_ENV
 from cellnb.workspace import RunDir
 
-__all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_problem", "run_all"]
+__all__ = ["DATASETS", "NOTEBOOKS", "NOTEBOOK_PARAMETERS", "celegans_problem", "default_jobs", "run_all"]
 
 log = logging.getLogger(__name__)
 
-# Data set name -> (source, its own profile settings), in the order the main job runs them.  A data
-# set's own settings win over the profile and over --set (a static population has one frame).
+# Data set name -> (source, its own profile settings), in the order the main job starts them (the
+# longest first, so that side by side they end together).  A data set's own settings win over the
+# profile and over --set (a static population has one frame).
 DATASETS = {
-    "dividing": ("phantoms:dividing", {}),
-    "filopodial": ("phantoms:filopodial", {}),
     # Real daughters touch (gaps of one or two voxels): gap sampling with a wider band keeps them apart
     # (16 C. elegans divisions: 13/16 reconstructions keep one-becomes-two, 0/16 without; on the
     # phantoms, whose daughters separate, it costs 0.015-0.02 Dice and gains nothing).
     "celegans": ("celegans", {"train": {"gap_fraction": 0.1, "threshold": 0.3}}),
+    "dividing": ("phantoms:dividing", {}),
+    "filopodial": ("phantoms:filopodial", {}),
     "celegans-cells": ("celegans", {"data": {"kind": "cells", "frames": 1}, "generate": {"frames": 1},
                                     "resample": {"time_samplings": [1]}}),
 }
 FIGURE_SUFFIXES = (".png", ".mp4")  # what the main job copies to figures/: images and animations
 _NEEDS_CELEGANS = tuple(name for name, (source, _) in DATASETS.items() if source == "celegans")
+_STOP_SECONDS = 60  # how long a data set stopped early gets to shut its kernel down before it is killed
 
 NOTEBOOKS = (
     "01_data_preparation",
@@ -131,6 +140,62 @@ def _static_views():
         del os.environ[VIEW_ENV]
 
 
+def default_jobs(n_datasets: int) -> int:
+    """Data sets run at once by default: one per CPU core, at most all of them.
+
+    The quick profile trains on one thread (``train.num_threads``), so on two
+    cores two data sets train side by side in the time of one.
+    """
+    return max(1, min(n_datasets, os.cpu_count() or 1))
+
+
+def _lane(run: RunDir, values: dict, notebooks: Path, report) -> None:
+    """One data set's notebooks, in a process of its own; a failure is reported as one text through ``report``."""
+    try:
+        with handled():  # SIGTERM (the job stopping it) raises, so papermill shuts its kernel down
+            _run_notebooks(run, values, notebooks, progress=False)
+    except BaseException as err:
+        report.send(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+        raise SystemExit(1) from None
+
+
+def _run_lanes(tasks: list, notebooks: Path, jobs: int, seconds: dict) -> None:
+    """Run ``tasks`` (name, run, values) with ``jobs`` at once, each in a forked process.
+
+    A failure stops the others (SIGTERM, then a kill after :data:`_STOP_SECONDS`)
+    and is raised as ``RuntimeError("<name>: <error>")``; every lane has
+    exited when this returns or raises.
+    """
+    context = multiprocessing.get_context("fork")
+    waiting, running = list(tasks), {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                name, run, values = waiting.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                lane = context.Process(target=_lane, args=(run, values, notebooks, send), name=f"cellnb-{name}")
+                lane.start()
+                send.close()
+                running[lane.sentinel] = (name, lane, receive, time.perf_counter())
+                log.info("%s: started", name)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                name, lane, receive, start = running.pop(sentinel)
+                lane.join()
+                if lane.exitcode != 0:
+                    why = receive.recv() if receive.poll() else f"stopped with exit status {lane.exitcode}"
+                    raise RuntimeError(f"{name}: {why}")
+                seconds[name] = round(time.perf_counter() - start, 1)
+                log.info("%s: done in %.0f s", name, seconds[name])
+    finally:
+        for _, lane, _, _ in running.values():
+            lane.terminate()
+        for _, lane, _, _ in running.values():
+            lane.join(_STOP_SECONDS)
+            if lane.is_alive():
+                lane.kill()
+                lane.join()
+
+
 def _run_notebooks(run: RunDir, values: dict, notebooks: Path, progress: bool) -> None:
     run.executed.mkdir(parents=True, exist_ok=True)
     run.figures.mkdir(parents=True, exist_ok=True)
@@ -159,6 +224,7 @@ def run_all(
     overwrite: bool = False,
     data_dir=None,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> dict:
     """Run every notebook for each data set, then publish figures and README results.
 
@@ -180,6 +246,11 @@ def run_all(
         Replace existing run directories; otherwise an existing one is an error.
     data_dir : path-like, optional
         Folder holding ``celegans-3dmms`` (default ``$CELLNB_DATA_DIR``).
+    jobs : int, optional
+        Data sets run at once, each in a process of its own (default
+        :func:`default_jobs`).  With more than one, papermill's progress bars
+        are off and each data set logs its notebooks as it goes; the numbers
+        do not depend on it.  Use 1 on one GPU.
 
     Returns
     -------
@@ -190,6 +261,8 @@ def run_all(
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise ValueError(f"unknown data sets {unknown}; choose from {', '.join(DATASETS)}")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}; pass 1 to run the data sets one after another")
     notebooks = Path(notebooks)
     missing = [nb for nb in NOTEBOOKS if not (notebooks / f"{nb}.ipynb").is_file()]
     if missing:
@@ -215,25 +288,31 @@ def run_all(
     if existing and not overwrite:
         raise FileExistsError(f"run directories {[str(runs / n) for n in existing]} exist; pass --overwrite to redo them")
     runs.mkdir(parents=True, exist_ok=True)
-    seconds, backups = {}, {}
+    jobs = default_jobs(len(names)) if jobs is None else jobs
+    seconds, backups, tasks = {}, {}, []
+    for name in names:
+        run = RunDir(runs / name)
+        tasks.append((name, run, {
+            "profile": profile,
+            "run_dir": str(run.root),
+            "figures_dir": str(run.figures),
+            "name": name,
+            "overrides": json.dumps(settings[name]),
+            "source": DATASETS[name][0],
+            "data_dir": data_dir,
+            "overwrite": True,
+        }))
     try:
-        for name in names:
-            run = RunDir(runs / name)
+        for name, run, _ in tasks:
             backups[name] = _move_aside(run.root)
-            start = time.perf_counter()
-            values = {
-                "profile": profile,
-                "run_dir": str(run.root),
-                "figures_dir": str(run.figures),
-                "name": name,
-                "overrides": json.dumps(settings[name]),
-                "source": DATASETS[name][0],
-                "data_dir": data_dir,
-                "overwrite": True,
-            }
-            _run_notebooks(run, values, notebooks, progress)
-            seconds[name] = round(time.perf_counter() - start, 1)
-            log.info("%s: done in %.0f s", name, seconds[name])
+        if jobs > 1 and len(tasks) > 1:
+            _run_lanes(tasks, notebooks, jobs, seconds)
+        else:
+            for name, run, values in tasks:
+                start = time.perf_counter()
+                _run_notebooks(run, values, notebooks, progress)
+                seconds[name] = round(time.perf_counter() - start, 1)
+                log.info("%s: done in %.0f s", name, seconds[name])
     except BaseException:
         for name, backup in backups.items():
             _restore(runs / name, backup)

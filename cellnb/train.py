@@ -96,6 +96,7 @@ from cellnb.sampling import (
     FramePoints,
     SDFDataset,
 )
+from cellnb.signals import check_interrupt
 from cellnb.workspace import RunDir
 
 __all__ = [
@@ -704,6 +705,7 @@ class Trainer:
             self.scaler.step(optimizer)
             self.scaler.update()
             sums += torch.tensor([sdf_loss.item(), reg_weight * reg.item(), 1.0], dtype=torch.float64)
+            check_interrupt()
         if self.world > 1:
             dist.all_reduce(sums)
         steps = sums[2].item()

@@ -3,4 +3,4 @@
 # on tiny settings). Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-python -m pytest -q "$@"
+python -m pytest -q --durations=15 "$@"
