@@ -151,3 +151,20 @@ def test_novelty_plane_labels_sets_at_one_spot_once_and_colours_by_topology():
     assert labels == ["gaussian, gmm (recommended)", "random"]
     colours = [c.get_array()[0] for c in ax.collections]
     assert colours == [0.2, 0.6, 0.0]
+
+
+def test_novelty_plane_labels_of_nearby_sets_do_not_overlap():
+    """Bug: the labels 'gaussian, gmm' and 'kde' of two sets 0.01 apart were drawn over each other."""
+    from cellnb.viz.evaluation import plot_novelty_realism
+
+    evaluation = {"sets": {"gaussian": {"memorisation": 0.06, "nn1_accuracy": 0.71, "topology_plausible": 0.3},
+                           "gmm": {"memorisation": 0.06, "nn1_accuracy": 0.71, "topology_plausible": 0.3},
+                           "kde": {"memorisation": 0.07, "nn1_accuracy": 0.72, "topology_plausible": 0.5},
+                           "random": {"memorisation": 0.0, "nn1_accuracy": 0.72, "topology_plausible": 0.0}},
+                  "baseline": None, "recommended": "kde"}
+    fig = plot_novelty_realism(evaluation)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_text() != "indistinguishable"]
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

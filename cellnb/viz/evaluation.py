@@ -24,6 +24,21 @@ TARGET_MEMORISATION = 0.10  # issue 10's quality targets, drawn as the acceptabl
 TARGET_NN1 = 0.70
 
 
+def _labels(ax, texts: dict, *, size: float = 8.0) -> None:
+    """Label points ``{(x, y): text}`` to their upper right, each moved up until it overlaps no earlier label."""
+    ax.figure.canvas.draw()  # the final axes limits, so that data and points convert as they will be drawn
+    placed, line = [], size * 1.25  # boxes (x0, y0, x1, y1) in points; a text line's height
+    to_points = 72.0 / ax.figure.dpi
+    for (x, y), text in sorted(texts.items(), key=lambda item: (item[0][1], item[0][0])):
+        px, py = (np.asarray(ax.transData.transform((x, y))) * to_points).tolist()
+        width, dy = 0.55 * size * len(text), 4.0
+        while any(px + 6 < b[2] and b[0] < px + 6 + width and py + dy < b[3] and b[1] < py + dy + line
+                  for b in placed):
+            dy += line
+        placed.append((px + 6, py + dy, px + 6 + width, py + dy + line))
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, dy), fontsize=size)
+
+
 def plot_novelty_realism(evaluation: dict, *, title: str | None = None):
     """Memorisation rate against 1-NN accuracy, one point per generated set, coloured by topology.
 
@@ -54,8 +69,6 @@ def plot_novelty_realism(evaluation: dict, *, title: str | None = None):
                    edgecolors="k" if best else "0.4", linewidths=0.8, zorder=3)
         spot = (round(s["memorisation"], 2), round(s["nn1_accuracy"], 2))
         points.setdefault(spot, []).append(name + (" (recommended)" if best else ""))
-    for (x, y), names in points.items():
-        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if points:
         colour = ax.figure.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.02)
         colour.set_label("share with plausible topology", fontsize=8)
@@ -71,6 +84,7 @@ def plot_novelty_realism(evaluation: dict, *, title: str | None = None):
     ax.xaxis.label.set_fontsize(8)
     ax.legend(loc="lower right", fontsize=7)
     ax.set_title(title or "novelty (left) and realism (down) of each latent strategy", fontsize=10)
+    _labels(ax, {spot: ", ".join(names) for spot, names in points.items()})
     return fig
 
 
