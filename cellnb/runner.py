@@ -174,10 +174,10 @@ def _run_lanes(tasks: list, notebooks: Path, jobs: int, seconds: dict) -> None:
                 name, run, values = waiting.pop(0)
                 receive, send = context.Pipe(duplex=False)
                 lane = context.Process(target=_lane, args=(run, values, notebooks, send), name=f"cellnb-{name}")
+                log.info("%s: starting", name)
                 lane.start()
                 send.close()
                 running[lane.sentinel] = (name, lane, receive, time.perf_counter())
-                log.info("%s: started", name)
             for sentinel in multiprocessing.connection.wait(list(running)):
                 name, lane, receive, start = running.pop(sentinel)
                 lane.join()
