@@ -66,6 +66,25 @@ def test_main_job_runs_every_notebook_on_tiny_settings(tmp_path):
         assert len(list((tmp_path / "figures").glob(f"{name}_*.png"))) >= 8
     text = readme.read_text()
     assert "old" not in text and "| dividing |" in text and "figures/dividing_" in text
+    # The data sets ran side by side (one thread each); one after another (all threads), the numbers are the same.
+    alone = run_all(
+        profile="quick", runs=tmp_path / "alone", figures=tmp_path / "alone-figures", datasets=["dividing"],
+        overrides=TINY, notebooks=NOTEBOOK_DIR, readme=None, progress=False, jobs=1,
+    )
+    assert alone["datasets"] == ["dividing"]
+    side_by_side, one = (_numbers(json.loads((root / "dividing" / "metrics.json").read_text()))
+                         for root in (tmp_path / "runs", tmp_path / "alone"))
+    assert len(one) > 100 and side_by_side == one
+
+
+def _numbers(metrics, key="") -> dict:
+    """Every number in ``metrics`` by its key path, timings left out."""
+    if isinstance(metrics, dict):
+        return {k: v for name, value in metrics.items() for k, v in _numbers(value, f"{key}/{name}").items()}
+    if isinstance(metrics, list):
+        return {k: v for i, value in enumerate(metrics) for k, v in _numbers(value, f"{key}/{i}").items()}
+    timing = "second" in key or key.endswith("time_ratio")
+    return {key: metrics} if isinstance(metrics, (int, float)) and not timing else {}
 
 
 # The paper profile's parameters, shrunk to CPU size (issue 9: these key names must keep working).
