@@ -165,6 +165,12 @@ def _lane(run: RunDir, values: dict, notebooks: Path, report, threads: int) -> N
         raise SystemExit(1) from None
 
 
+def _finished(name: str, start: float, seconds: dict) -> None:
+    """Record and log how long data set ``name``, started at ``perf_counter()`` ``start``, took."""
+    seconds[name] = round(time.perf_counter() - start, 1)
+    log.info("%s: done in %.0f s", name, seconds[name])
+
+
 def _run_lanes(tasks: list, notebooks: Path, jobs: int, seconds: dict) -> None:
     """Run ``tasks`` (name, run, values) with ``jobs`` at once, each in a forked process.
 
@@ -191,8 +197,7 @@ def _run_lanes(tasks: list, notebooks: Path, jobs: int, seconds: dict) -> None:
                 if lane.exitcode != 0:
                     why = receive.recv() if receive.poll() else f"stopped with exit status {lane.exitcode}"
                     raise RuntimeError(f"{name}: {why}")
-                seconds[name] = round(time.perf_counter() - start, 1)
-                log.info("%s: done in %.0f s", name, seconds[name])
+                _finished(name, start, seconds)
     finally:
         for _, lane, _, _ in running.values():
             lane.terminate()
@@ -318,8 +323,7 @@ def run_all(
             for name, run, values in tasks:
                 start = time.perf_counter()
                 _run_notebooks(run, values, notebooks, progress)
-                seconds[name] = round(time.perf_counter() - start, 1)
-                log.info("%s: done in %.0f s", name, seconds[name])
+                _finished(name, start, seconds)
     except BaseException:
         for name, backup in backups.items():
             _restore(runs / name, backup)
