@@ -8,13 +8,14 @@ from cellnb.config import profile_names
 from cellnb.generate import GenerateConfig
 from cellnb.model import PAPER
 from cellnb.prepare import DataConfig
-from cellnb.profile import PROFILES, SECTIONS, load_profile, parse_overrides
+from cellnb.model import Decoder
+from cellnb.profile import EXTENDS, PROFILES, SECTIONS, load_profile, parse_overrides
 from cellnb.train import TrainConfig
 from cellnb.workspace import RunDir
 
 
 def test_profiles_load_and_paper_profile_is_the_published_model():
-    assert PROFILES == profile_names() == ("paper", "quick")
+    assert PROFILES == profile_names() == ("paper", "quick", "standard")
     for name in PROFILES:
         profile = load_profile(name)
         assert set(profile.to_dict()) == {"profile", *SECTIONS}
@@ -25,14 +26,35 @@ def test_profiles_load_and_paper_profile_is_the_published_model():
 
 def test_profiles_hold_only_what_differs_from_the_defaults():
     """One source of truth: a value a profile file repeats from the section's defaults is a second copy."""
-    from importlib import resources
+    from cellnb.profile import _read
 
     for name in PROFILES:
-        text = json.loads(resources.files("cellnb").joinpath("profiles", f"{name}.json").read_text())
+        text = _read(name)
+        base = text.pop(EXTENDS, None)  # a profile that extends another may repeat none of its values
         for section, values in text.items():
-            defaults = SECTIONS[section]().to_dict()
+            defaults = (getattr(load_profile(base), section) if base else SECTIONS[section]()).to_dict()
             repeated = {k: v for k, v in values.items() if defaults[k] == v}
-            assert not repeated, f"{name}.json {section} repeats defaults {repeated}"
+            assert not repeated, f"{name}.json {section} repeats {base or 'the defaults'} {repeated}"
+
+
+def test_the_standard_profile_is_quick_with_a_decoder_between_quick_and_paper():
+    quick, standard, paper = (load_profile(n) for n in ("quick", "standard", "paper"))
+    assert standard.model == quick.model.replace(dims=(256,) * 4)
+    assert all(getattr(standard, s) == getattr(quick, s) for s in SECTIONS if s != "model")
+    sizes = [sum(p.numel() for p in Decoder(p.model).parameters()) for p in (quick, standard, paper)]
+    assert sizes[0] < sizes[1] < sizes[2], sizes
+    # Overrides apply on top of what the profile changes in the one it extends.
+    assert load_profile("standard", {"model": {"code_length": 16}}).model.dims == (256,) * 4
+
+
+def test_a_loop_of_extends_is_one_line(monkeypatch):
+    from cellnb import profile
+
+    files = {"a": {"extends": "b"}, "b": {"extends": "a"}}
+    monkeypatch.setattr(profile, "PROFILES", ("a", "b"))
+    monkeypatch.setattr(profile, "_read", lambda name: dict(files[name]))
+    with pytest.raises(ValueError, match="profiles extend each other in a loop: a -> b -> a"):
+        profile.load_profile("a")
 
 
 def test_overrides_apply_and_typos_and_wrong_types_are_refused():
