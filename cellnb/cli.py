@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _seed(text: str) -> int:
+def _non_negative(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="turn each cell to its canonical pose (default: the profile's, on in quick)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="refuse cells cut by the field of view, volume jumps, tracks with gaps (default: warn)")
-    p.add_argument("--seed", type=_seed, default=None)
+    p.add_argument("--seed", type=_non_negative, default=None)
     p.add_argument("--data-dir", default=None, help="folder holding celegans-3dmms (default $CELLNB_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing data set (whole)")
     _common(p)
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", "--run-dir", dest="run", required=True,
                    help="run directory (checkpoints, logs, metrics); under torchrun spell it --run-dir")
     p.add_argument("--epochs", type=_positive, default=None, help="override the profile's epochs")
-    p.add_argument("--seed", type=_seed, default=None, help="override the profile's seed")
+    p.add_argument("--seed", type=_non_negative, default=None, help="override the profile's seed")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing the trained model when done")
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of .h5 SDF files (cellnb prepare), e.g. RUN/data/heldout")
     p.add_argument("--out", default=None, help="output folder (default RUN/fitted/<data folder name>)")
     p.add_argument("--iterations", type=_positive, default=None, help="optimisation steps per code (default 300)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--overwrite", action="store_true")
     _common(p, profile=False, overrides=False)
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recommended (the run's evaluation's choice)|random|gaussian|gmm|kde|perturb|interpolate")
     p.add_argument("--frames", type=_positive, default=None)
     p.add_argument("--size", type=_positive, default=None)
-    p.add_argument("--seed", type=_seed, default=None)
+    p.add_argument("--seed", type=_non_negative, default=None)
     p.add_argument("--scale", type=float, default=None, help="temperature of the latent model (default 1)")
     p.add_argument("--format", dest="formats", action="append", default=None,
                    help="h5|tiff|mesh|gif|mp4|ctc; repeat for several")
@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells-per-field", type=_positive, default=None,
                    help="generated cells placed in one field of a ctc export")
     p.add_argument("--method", default=None, choices=("narrow", "dense"))
+    p.add_argument("--plausible", action=argparse.BooleanOptionalAction, default=None,
+                   help="redraw codes whose cells break the family's topology (a division merging back, a part "
+                        "breaking off); default: as the recommended set was made")
+    p.add_argument("--redraws", type=_non_negative, default=None, metavar="K",
+                   help="with --plausible: at most K extra codes drawn per sequence (default 8)")
     p.add_argument("--orientation", default=None, choices=("canonical", "training", "uniform"),
                    help="pose of the new cells: as decoded (default), turned like a random training cell, "
                         "or uniformly at random")
@@ -185,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snr", type=float, default=None, help="signal-to-noise ratio, CTC definition (default: the preset's)")
     p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help="voxel size of the images in um (default: from the masks and the preset)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument("--overwrite", action="store_true")
     _common(p, profile=False, overrides=False)
 
@@ -263,7 +268,7 @@ def _generate(args) -> str:
     config = _profile(args, default=run.read_config().get("profile", "quick")).generate
     given = _given(args, n="n", strategy="strategy", frames="frames", size="size", seed="seed", scale="scale",
                    method="method", formats="formats", cells_per_field="cells_per_field",
-                   orientation="orientation")
+                   orientation="orientation", plausible="plausible", redraws="redraws")
     s = generate(run, config.replace(**given), out=args.out, overwrite=args.overwrite, from_codes=args.from_codes,
                  towards=args.towards, device=args.device, progress=not args.quiet)
     return f"generated {s['n']} sequences ({s['strategy']}) into {s['out']} in {s['seconds']:.1f} s"

@@ -31,6 +31,7 @@ __all__ = [
     "W1_MATCH",
     "HEADLINE_DESCRIPTORS",
     "best_strategy",
+    "topology_possible",
     "topology_plausible",
     "topology_summary",
     "time_courses",
@@ -53,6 +54,33 @@ HEADLINE_DESCRIPTORS = ("volume", "surface_area", "sphericity")  # the issue's r
 _STAT_COLUMNS = ["real_median", "real_iqr", "gen_median", "gen_iqr", "ks_statistic", "ks_pvalue", "w1", "w1_norm"]
 
 
+def topology_possible(counts, family: str) -> bool:
+    """Whether the first frames' component counts can still begin a plausible trajectory.
+
+    The rule of :func:`topology_plausible` without its last-frame condition:
+    a prefix that fails it (a division merging back, a broken-off part) can
+    be given up before the rest of the sequence is decoded
+    (:func:`cellnb.generate.generate` with ``plausible``).
+
+    Parameters
+    ----------
+    counts : sequence of int
+        Number of connected components of the first frames, in time order.
+    family : str
+        As in :func:`topology_plausible`.
+
+    Returns
+    -------
+    bool
+    """
+    counts = [int(c) for c in counts]
+    if not counts:
+        raise ValueError("counts is empty; pass one component count per frame")
+    if family == "dividing":
+        return counts[0] == 1 and all(c in (1, 2) for c in counts) and all(b >= a for a, b in zip(counts, counts[1:]))
+    return all(c == 1 for c in counts)
+
+
 def topology_plausible(counts, family: str) -> bool:
     """Whether a component count over time is a valid trajectory for a cell family.
 
@@ -71,16 +99,7 @@ def topology_plausible(counts, family: str) -> bool:
     bool
     """
     counts = [int(c) for c in counts]
-    if not counts:
-        raise ValueError("counts is empty; pass one component count per frame")
-    if family == "dividing":
-        return (
-            counts[0] == 1
-            and counts[-1] == 2
-            and all(c in (1, 2) for c in counts)
-            and all(b >= a for a, b in zip(counts, counts[1:]))
-        )
-    return all(c == 1 for c in counts)
+    return topology_possible(counts, family) and (family != "dividing" or counts[-1] == 2)
 
 
 def _sequences(df: pd.DataFrame):

@@ -25,7 +25,10 @@ novelty
     closer to a training sequence than any held-out real sequence does;
 topology
     the share of generated sequences whose component count over time is
-    plausible for the family (:func:`cellnb.compare.topology_plausible`).
+    plausible for the family (:func:`cellnb.compare.topology_plausible`),
+    and beside it ``drawn_plausible``, the share among all codes drawn for the
+    set: the decoder's own rate where implausible cells were redrawn
+    (``+plausible`` sets, :mod:`cellnb.generate`), else the same number.
 
 The training sequences themselves (as many as there are held-out ones, so
 the 1-NN accuracy has the same chance level), compared with the held-out
@@ -352,6 +355,8 @@ def evaluate_run(run, config: EvaluateConfig | None = None, *, progress: bool = 
         if masks.shape[1] != train_masks.shape[1]:  # compare at the training frames' times: nearest frames
             masks = masks[:, np.round(np.linspace(0, masks.shape[1] - 1, train_masks.shape[1])).astype(int)]
         sets[name] = evaluate_set(generated=tables[name], gen_masks=masks, memorise=not warning, **common)
+        screen = folder.read_summary().get("screen") if folder.summary_path.is_file() else None
+        sets[name]["drawn_plausible"] = screen["acceptance"] if screen else sets[name]["topology_plausible"]
     baseline = None
     if not warning:  # as many training sequences as held-out ones, so 1-NN accuracy has the same chance level
         pick = np.sort(np.random.default_rng(0).permutation(len(train_files))[: len(ref_masks)])

@@ -24,6 +24,18 @@ process fails, torchrun stops the others; the output folder is then never
 created, but the hidden ``.<out>.tmp-*`` folder may remain and can be
 deleted.
 
+Plausible cells only (``plausible``): a drawn code whose cell breaks the
+family's topology rule (:func:`cellnb.compare.topology_plausible`: a division
+that merges back, a part that breaks off) is given up at the first frame that
+rules it out (:func:`cellnb.compare.topology_possible`) and the next drawn code
+takes its place, up to ``redraws`` extra codes per sequence; the codes are drawn
+once from ``seed``, and the ``n`` kept are the first plausible ones in the order
+drawn, so the output still does not depend on the number of processes.  The
+summary's ``screen`` says how many codes were drawn and what share was
+plausible as decoded (the decoder's raw rate, reported beside the kept set's);
+if too few are, the rest of the ``n`` are filled with the first implausible
+ones, and a warning says so.
+
 Starting from given codes (``from_codes``, e.g. the ``codes.npz`` of
 ``cellnb fit``: codes of a lab's own cells): ``perturb`` or ``interpolate``
 make ``n`` sequences from each code (:func:`cellnb.latent.codes_around`);
@@ -49,7 +61,7 @@ from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
 from cellnb.checkpoint import load_trained
-from cellnb.compare import topology_plausible
+from cellnb.compare import topology_plausible, topology_possible
 from cellnb.config import Config
 from cellnb.devices import check_memory, process_group, select_device
 from cellnb.errors import Interrupted
@@ -106,10 +118,18 @@ class GenerateConfig(Config):
         Generated cells placed in one field of a ``ctc`` export.
     scale : float
         Temperature of the latent model: every component's standard
-        deviation times this (1: as fitted).
+        deviation times this (1: as fitted; with ``recommended``, at the
+        temperature the evaluation chose, times this).
     strategies : tuple of str
         The generated sets notebook 03 makes and notebook 05 compares: a
         strategy, or ``strategy@scale`` for another temperature (e.g. ``kde@0.5``).
+    plausible : bool or None
+        Keep only cells whose topology is plausible for the family, redrawing
+        the others (module docstring).  None: as the recommended latent model
+        was evaluated (``strategy="recommended"``), else False.  A set spec
+        ends in ``+plausible`` for it (e.g. ``gmm+plausible``).
+    redraws : int
+        With ``plausible``: at most this many extra codes drawn per sequence.
     orientation : {"canonical", "training", "uniform"}
         Pose of the new cells.  ``canonical``: as decoded, in the pose the
         training cells were aligned to (``data.align``; what evaluation
@@ -131,6 +151,8 @@ class GenerateConfig(Config):
     cells_per_field: int = 1
     strategies: tuple[str, ...] = ("random", "gaussian", "gmm", "kde", "perturb")
     orientation: str = "canonical"
+    plausible: bool | None = None
+    redraws: int = 8
 
     SECTION = "generate"
 
@@ -155,25 +177,33 @@ class GenerateConfig(Config):
             raise ValueError(f"generate.cells_per_field must be at least 1, got {self.cells_per_field}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"generate.scale must be a positive temperature, got {self.scale}")
+        if self.redraws < 0:
+            raise ValueError(f"generate.redraws must be a non-negative number of extra codes, got {self.redraws}")
 
 
-def set_name(strategy: str, scale: float = 1.0) -> str:
-    """Folder name of a generated set: the strategy, with ``@scale`` at another temperature than 1."""
-    return strategy if scale == 1.0 else f"{strategy}@{scale:g}"
+PLAUSIBLE = "+plausible"  # the ending of a set spec that keeps plausible cells only (GenerateConfig.plausible)
 
 
-def parse_set(spec: str) -> tuple[str, float]:
-    """``"kde@0.5"`` -> ``("kde", 0.5)``; a plain strategy has scale 1."""
-    strategy, _, scale = spec.partition("@")
+def set_name(strategy: str, scale: float = 1.0, plausible: bool = False) -> str:
+    """Folder name of a generated set: the strategy, ``@scale`` at another temperature than 1, ``+plausible``."""
+    return (strategy if scale == 1.0 else f"{strategy}@{scale:g}") + (PLAUSIBLE if plausible else "")
+
+
+def parse_set(spec: str) -> dict:
+    """The :class:`GenerateConfig` fields of a set spec: ``"kde@0.5+plausible"`` ->
+    ``{"strategy": "kde", "scale": 0.5, "plausible": True}``; a plain strategy has scale 1."""
+    plausible = spec.endswith(PLAUSIBLE)
+    strategy, _, scale = spec.removesuffix(PLAUSIBLE).partition("@")
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r} in {spec!r}; use one of {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {strategy!r} in {spec!r}; use one of {', '.join(STRATEGIES)}, "
+                         f"optionally with @SCALE and {PLAUSIBLE}")
     try:
         value = float(scale) if scale else 1.0
     except ValueError:
         value = float("nan")
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"the scale in {spec!r} must be a positive number, e.g. {strategy}@0.5")
-    return strategy, value
+    return {"strategy": strategy, "scale": value, "plausible": plausible}
 
 
 def sequence_name(strategy: str, index: int) -> str:
@@ -294,6 +324,14 @@ def _one_sequence(decoder, code, *, name, index, shape, times, method, formats, 
     }
 
 
+def _default_name(run: RunDir, config: GenerateConfig) -> str:
+    """The set name of what ``config`` draws (:func:`set_name`), ``recommended`` resolved to the evaluated set."""
+    scale = config.scale
+    if config.strategy == RECOMMENDED and run.latent_model.is_file():
+        scale *= LatentModel.load(run.latent_model).scale
+    return set_name(_resolve(run, config.strategy), scale, _plausible(run, config))
+
+
 def _resolve(run: RunDir, strategy: str) -> str:
     """The strategy ``recommended`` stands for in this run (its latent model's), else the strategy itself."""
     if strategy != RECOMMENDED:
@@ -304,23 +342,81 @@ def _resolve(run: RunDir, strategy: str) -> str:
     return FALLBACK_STRATEGY
 
 
-def _draw(run: RunDir, config: GenerateConfig, learned: np.ndarray, records: list[dict]):
-    """``(strategy, samples, model, size column)``: the codes (and sizes) of a generated set.
+def _plausible(run: RunDir, config: GenerateConfig) -> bool:
+    """Whether this call keeps plausible cells only: as asked, else as the recommended set was made."""
+    if config.plausible is not None:
+        return config.plausible
+    if config.strategy == RECOMMENDED and run.latent_model.is_file():
+        return bool(LatentModel.load(run.latent_model).info.get("plausible", False))
+    return False
+
+
+def _draw(run: RunDir, config: GenerateConfig, learned: np.ndarray, records: list[dict], count: int):
+    """``(strategy, samples, model, size column)``: ``count`` codes (and sizes) drawn for a generated set.
 
     ``recommended`` with an evaluated run samples the run's saved latent
     model; any other strategy fits its model to the learned codes (and the
     training sizes, :func:`_size_column`) now.
     """
     if config.strategy == RECOMMENDED and run.latent_model.is_file():
-        model = LatentModel.load(run.latent_model).with_scale(config.scale)
+        model = LatentModel.load(run.latent_model)
+        model = model.with_scale(model.scale * config.scale)  # the temperature it was evaluated at, times scale
         size = model.info.get("size")
-        return model.strategy, model.sample(config.n, rng=config.seed), model, size
+        return model.strategy, model.sample(count, rng=config.seed), model, size
     strategy = _resolve(run, config.strategy)
     size = _size_column(learned, records)
-    samples, model = sample_codes(strategy, _features(learned, size), config.n, scale=config.scale, rng=config.seed)
+    samples, model = sample_codes(strategy, _features(learned, size), count, scale=config.scale, rng=config.seed)
     if model is not None:
         model.info["size"] = size
     return strategy, samples, model, size
+
+
+def _decodes_plausibly(decoder, code, *, shape, times, method, family) -> tuple[bool, int]:
+    """``(plausible, frames decoded)``: decode frame after frame until the topology rules the cell out."""
+    counts = []
+    for t in times:
+        frame, _ = evaluate(decoder, code, shape=shape, times=[t], method=method)
+        counts.append(int(component_counts(frame < 0)[0]))
+        check_interrupt()
+        if not topology_possible(counts, family):
+            return False, len(counts)
+    return topology_plausible(counts, family), len(counts)
+
+
+def _screen(decoder, codes: np.ndarray, n: int, *, shape, times, method, family, rank, world, progress) -> tuple:
+    """``(chosen, screen)``: the indices of the first ``n`` drawn codes whose cells are plausible, and a record.
+
+    Codes are decoded in the order drawn, in rounds shared among the
+    processes, until ``n`` are plausible or none are left; the choice depends
+    only on the codes, not on the number of processes.  Too few plausible:
+    the first implausible ones fill the rest (with a warning).
+    """
+    verdicts, frames, start = {}, 0, 0
+    with tqdm(total=n, desc="screen topology", unit="cell", disable=not progress or rank != 0) as bar:
+        while start < len(codes) and sum(verdicts.values()) < n:
+            stop = min(len(codes), start + max(n - sum(verdicts.values()), world))
+            mine = {i: _decodes_plausibly(decoder, torch.from_numpy(codes[i]), shape=shape, times=times,
+                                          method=method, family=family) for i in range(start + rank, stop, world)}
+            parts = [mine]
+            if world > 1:
+                parts = [None] * world
+                dist.all_gather_object(parts, mine)
+            for part in parts:
+                for i, (ok, decoded) in part.items():
+                    verdicts[i], frames = ok, frames + decoded
+            bar.update(min(n, sum(verdicts.values())) - bar.n)
+            bar.set_postfix(drawn=len(verdicts))
+            start = stop
+    order = sorted(verdicts)
+    kept = [i for i in order if verdicts[i]][:n]
+    filled = [i for i in order if not verdicts[i]][: n - len(kept)]
+    drawn, plausible = len(verdicts), sum(verdicts.values())
+    if filled:
+        log.warning("only %d of %d drawn codes decode to cells of plausible topology (%s); %d of the %d sequences "
+                    "are implausible: raise redraws", plausible, drawn, family, len(filled), n)
+    screen = {"drawn": drawn, "plausible": int(plausible), "acceptance": plausible / drawn, "filled": len(filled),
+              "frames_decoded": int(frames)}
+    return sorted(kept + filled), screen
 
 
 def _around(config: GenerateConfig, learned: np.ndarray, names: list[str], from_codes, towards):
@@ -412,7 +508,12 @@ def generate(
         and ``sequences``: per sequence ``name``, ``index``, ``seconds``,
         ``evaluate_seconds``, ``export_seconds``, ``n_evaluations``,
         ``components`` (per frame), ``plausible`` and ``empty_frames`` (and,
-        from given codes, ``from``, ``weight`` and ``towards``).  Also
+        from given codes, ``from``, ``weight`` and ``towards``; with
+        ``plausible``, ``draw``: the code's place in the order drawn).
+        ``plausible`` (whether implausible cells were redrawn) and ``screen``
+        (None without it, else ``drawn``, ``plausible``, ``acceptance``: the
+        share of drawn codes plausible as decoded, ``filled``,
+        ``frames_decoded`` and ``redraws``).  Also
         written to ``summary.json`` and, in short, to the ``generate`` section
         of the run's ``metrics.json`` under the output folder's name.
 
@@ -437,6 +538,9 @@ def generate(
         raise ValueError("towards needs from_codes (--from-codes) and strategy interpolate")
     if from_codes is not None and config.strategy not in AROUND:
         raise ValueError(f"from_codes (--from-codes) takes strategy {' or '.join(AROUND)}, got {config.strategy!r}")
+    if from_codes is not None and config.plausible:
+        raise ValueError("plausible keeps drawn codes whose cells are plausible; codes started from --from-codes "
+                         "are not drawn: leave plausible off")
     if from_codes is not None and not Path(from_codes).is_file():
         raise FileNotFoundError(f"codes file {from_codes} does not exist; make it with `cellnb fit --out DIR`")
     if out is not None:
@@ -444,7 +548,7 @@ def generate(
     elif from_codes is not None:
         out = run.generated / f"{config.strategy}-from-{Path(from_codes).resolve().parent.name}"
     else:
-        out = run.generated / set_name(_resolve(run, config.strategy), config.scale)
+        out = run.generated / _default_name(run, config)
     check_writable_folder(out, overwrite=overwrite)
     run.require_checkpoint()
     with process_group(select_device(device)) as (rank, world, device), _lock(run, rank):
@@ -455,22 +559,33 @@ def generate(
         records = _training_records(run, info)
         family = (records[0].get("meta") or {}).get("family") if records else None
         family = family or "single"
+        plausible = from_codes is None and _plausible(run, config)
         learned = learned.cpu().numpy().astype(np.float64)
-        origins = None
+        times = time_coords(frames)
+        origins, screen, draws = None, None, None
         if from_codes is not None:
             strategy, sizes = config.strategy, None
             codes, model, origins = _around(config, learned, names, from_codes, towards)
             n = len(codes)
         else:
-            strategy, samples, model, size = _draw(run, config, learned, records)
+            count = n * (1 + config.redraws) if plausible else n
+            strategy, samples, model, size = _draw(run, config, learned, records, count)
             codes, sizes = _split_features(samples, size, decoder.config.code_length)
+            if plausible:
+                draws, screen = _screen(decoder, codes, n, shape=shape, times=times, method=config.method,
+                                        family=family, rank=rank, world=world, progress=progress)
+                codes, sizes = codes[draws], None if sizes is None else sizes[draws]
+                screen["redraws"] = config.redraws
+            if model is not None:  # the saved model says whether its set was redrawn (absent: it was not)
+                model.info.pop("plausible", None)
+                model.info.update({"plausible": True} if plausible else {})
         base = records[0] if records else {}
-        meta = {"strategy": strategy, "scale": config.scale, "seed": config.seed, "method": config.method,
+        scale = config.scale if model is None else model.scale  # a recommended model's: as evaluated, times scale
+        meta = {"strategy": strategy, "scale": scale, "seed": config.seed, "method": config.method,
                 "run": str(run.root)}
         record = _output_record(base, shape)
         seq_records = [_output_record({**base, "spacing": [float(v)] * 3}, shape) if sizes is not None else record
                        for v in (sizes if sizes is not None else range(n))]
-        times = time_coords(frames)
         poses = rotations(config.orientation, n, records, rng=[config.seed, 1])
         mine = list(range(rank, n, world))
         tmp, made = _shared_temporary_folder(out, rank, world)
@@ -494,11 +609,13 @@ def generate(
             for row in rows:
                 row["plausible"] = topology_plausible(row["components"], family)
                 row.update(origins[row["index"]] if origins else {})
+                if draws is not None:
+                    row["draw"] = int(draws[row["index"]])
             summary = {
                 "out": str(out),
                 "n": n,
                 "strategy": strategy,
-                "scale": config.scale,
+                "scale": scale,
                 "latent_model": None if model is None else {"strategy": model.strategy, **model.info},
                 "from_codes": None if from_codes is None else str(from_codes),
                 "frames": frames,
@@ -511,6 +628,8 @@ def generate(
                 "record": record,
                 "family": family,
                 "topology_plausible": float(np.mean([r["plausible"] for r in rows])),
+                "plausible": plausible,
+                "screen": screen,
                 "seconds_per_sequence": float(np.mean([r["seconds"] for r in rows])),
                 "sequences": rows,
             }
@@ -542,6 +661,7 @@ def generate(
             section[out.name] = {k: summary[k] for k in ("n", "frames", "size", "method", "seconds",
                                                           "seconds_per_sequence", "topology_plausible")}
             section[out.name]["evaluations_per_sequence"] = float(np.mean([r["n_evaluations"] for r in rows]))
+            section[out.name]["drawn_plausible"] = screen["acceptance"] if screen else None
             run.update_metrics("generate", section)
         log.info("generated %d sequences into %s in %.1f s", n, out, summary["seconds"])
         return summary

@@ -49,8 +49,7 @@ def train_run(name: str, run: Path, *, data_dir=None) -> Path:
     run.update_config("profile", config.name)
     reconstruct(run, device="cpu")
     for spec in config.generate.strategies:
-        strategy, scale = parse_set(spec)
-        generate(run, config.generate, strategy=strategy, scale=scale, formats=("h5",),
+        generate(run, config.generate, **parse_set(spec), formats=("h5",),
                  out=run.generated_set(spec).root, overwrite=True, device="cpu")
     evaluate_run(run, config.evaluate)
     return run.root

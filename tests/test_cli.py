@@ -32,6 +32,7 @@ def test_prepare_builds_a_phantom_data_set(tmp_path, capsys):
         (["train", "--data", "EMPTY", "--run", "RUN"], "no"),
         (["reconstruct", "--run", "RUN"], "no trained model"),
         (["generate", "--run", "RUN"], "no trained model"),
+        (["generate", "--run", "RUN", "--plausible", "--redraws", "-1"], "must be a non-negative integer"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, argv, message):

@@ -16,6 +16,7 @@ from cellnb.compare import (
     reading,
     time_courses,
     to_markdown,
+    topology_possible,
     topology_plausible,
     topology_summary,
 )
@@ -72,6 +73,26 @@ def test_topology_plausible(counts, family, expected):
 def test_topology_plausible_needs_counts():
     with pytest.raises(ValueError, match="counts"):
         topology_plausible([], "dividing")
+
+
+@pytest.mark.parametrize(
+    ("counts", "family", "first_impossible"),
+    [
+        ([1, 1, 2, 2], "dividing", None),
+        ([1, 1, 1], "dividing", None),  # may still divide: only the whole sequence fails
+        ([1, 2, 2, 1], "dividing", 4),  # merges back at frame 4
+        ([1, 3, 2], "dividing", 2),
+        ([2, 2], "dividing", 1),
+        ([1, 1, 2, 1], "filopodial", 3),  # a part breaks off at frame 3
+    ],
+)
+def test_topology_possible_prefixes(counts, family, first_impossible):
+    """A prefix is given up exactly from the first frame that no continuation can make plausible."""
+    possible = [topology_possible(counts[:k], family) for k in range(1, len(counts) + 1)]
+    expected = [first_impossible is None or k < first_impossible for k in range(1, len(counts) + 1)]
+    assert possible == expected
+    if topology_plausible(counts, family):
+        assert all(possible)
 
 
 def test_topology_summary_share():

@@ -8,6 +8,7 @@ checks that two processes under torchrun write the same files as one.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from test_field import TwoSpheres, one_thread, two_spheres  # noqa: F401
 import cellnb.export as export
 import cellnb.generate as gen
 from cellnb.generate import generate, sequence_name
+from cellnb.latent import LatentModel, sample_codes
 from cellnb.io import read_mask_stack, read_sdf_h5, write_sdf_h5
 from cellnb.sdf import grid_axes, rotate_sdf, sequence_to_sdf, time_coords
 from cellnb.workspace import RunDir
@@ -149,6 +151,8 @@ def test_frames_without_a_cell_get_no_mesh(run, analytic):
         ({"n": 0}, ValueError, "n must be"),
         ({"orientation": "upside-down"}, ValueError, "unknown orientation"),
         ({"orientation": "training"}, ValueError, "aligned to a canonical pose"),
+        ({"redraws": -1}, ValueError, "redraws must be"),
+        ({"strategy": "perturb", "from_codes": "codes.npz", "plausible": True}, ValueError, "leave plausible off"),
     ],
 )
 def test_bad_input_fails_before_writing_anything(run, analytic, kwargs, error, match):
@@ -182,6 +186,72 @@ def test_new_cells_turned_to_a_drawn_pose_are_the_canonical_ones_rotated(run, an
     a, _ = read_sdf_h5(tmp_path / "again" / "sdf" / f"{plain['sequences'][0]['name']}.h5")
     b, _ = read_sdf_h5(tmp_path / "uniform" / "sdf" / f"{plain['sequences'][0]['name']}.h5")
     np.testing.assert_array_equal(a, b)  # same seed, same poses
+
+
+def _dividing(run):
+    """Record the training cells of ``run`` as a dividing family (the analytic spheres separate)."""
+    for path in sorted(run.data.glob("*.h5")):
+        sdf, record = read_sdf_h5(path)
+        write_sdf_h5(path, sdf, record={**record, "meta": {"family": "dividing"}}, overwrite=True)
+
+
+def _divides(code, size, times) -> bool:
+    """One component, then two, never back: counted on the analytic shape with scipy's labelling."""
+    counts = [ndimage.label(m, structure=np.ones((3, 3, 3)))[1] for m in analytic_sdf(code, size, times) < 0]
+    return counts[0] == 1 and counts[-1] == 2 and all(b >= a and b in (1, 2) for a, b in zip(counts, counts[1:]))
+
+
+def test_plausible_keeps_the_first_drawn_codes_whose_cells_divide(run, analytic, tmp_path):
+    _dividing(run)
+    n, redraws, size, frames, seed = 3, 5, 16, 3, 1
+    common = dict(n=n, strategy="gaussian", scale=3.0, frames=frames, size=size, seed=seed, progress=False)
+    summary = generate(run.root, plausible=True, redraws=redraws, **common)
+    assert summary["out"] == str(run.generated / "gaussian@3+plausible") and summary["plausible"] is True
+    drawn, _ = sample_codes("gaussian", LEARNED.numpy().astype(np.float64), n * (1 + redraws), scale=3.0, rng=seed)
+    truth = [_divides(c.astype(np.float32), size, time_coords(frames)) for c in drawn]
+    kept = [i for i, ok in enumerate(truth) if ok][:n]
+    assert len(kept) == n and not all(truth[: kept[-1] + 1])  # some drawn cells were given up
+    assert [r["draw"] for r in summary["sequences"]] == kept
+    np.testing.assert_allclose(np.load(run.generated / "gaussian@3+plausible" / "codes.npy"), drawn[kept], rtol=1e-6)
+    assert summary["topology_plausible"] == 1.0
+    screen = summary["screen"]
+    assert screen["drawn"] >= kept[-1] + 1 and screen["filled"] == 0
+    assert screen["acceptance"] == pytest.approx(np.mean(truth[: screen["drawn"]]))
+    plain = generate(run.root, **common)
+    assert plain["screen"] is None and plain["out"] == str(run.generated / "gaussian@3")
+    assert run.read_metrics()["generate"]["gaussian@3+plausible"]["drawn_plausible"] == screen["acceptance"]
+    # Recommended by an evaluation, the set's latent model brings its redrawing along.
+    shutil.copyfile(run.generated / "gaussian@3+plausible" / "latent.npz", run.latent_model)
+    again = generate(run.root, n=n, frames=frames, size=size, seed=seed, redraws=redraws, out=tmp_path / "again",
+                     progress=False)
+    redrawn = LatentModel.load(run.latent_model).sample(n * (1 + redraws), rng=seed)
+    truth = [_divides(c, size, time_coords(frames)) for c in redrawn]
+    assert again["plausible"] is True
+    assert [r["draw"] for r in again["sequences"]] == [i for i, ok in enumerate(truth) if ok][:n]
+    assert again["scale"] == 3.0  # bug: a recommended set at another temperature was drawn at temperature 1
+    off = generate(run.root, n=n, frames=frames, size=size, seed=seed, plausible=False, out=tmp_path / "off",
+                   progress=False)
+    assert off["plausible"] is False and off["screen"] is None
+
+
+def test_too_few_plausible_cells_fill_the_set_and_say_so(run, analytic, caplog):
+    _dividing(run)
+    # Codes ~ N(0, 0.001^2): spheres of almost zero radius, no cell in any frame, nothing plausible.
+    summary = generate(run.root, n=2, strategy="random", scale=0.01, frames=2, size=12, plausible=True, redraws=1,
+                       progress=False)
+    assert summary["n"] == 2 and summary["topology_plausible"] == 0.0
+    assert summary["screen"] == {"drawn": 4, "plausible": 0, "acceptance": 0.0, "filled": 2, "frames_decoded": 4,
+                                 "redraws": 1}
+    assert [r["draw"] for r in summary["sequences"]] == [0, 1]
+    assert "raise redraws" in caplog.text
+
+
+def test_set_specs():
+    assert gen.parse_set("kde@0.5+plausible") == {"strategy": "kde", "scale": 0.5, "plausible": True}
+    assert gen.parse_set("gmm") == {"strategy": "gmm", "scale": 1.0, "plausible": False}
+    assert gen.set_name(**gen.parse_set("kde@0.5+plausible")) == "kde@0.5+plausible"
+    with pytest.raises(ValueError, match=r"\+plausible"):
+        gen.parse_set("kde+sure")
 
 
 def test_missing_checkpoint_and_existing_output(run, analytic, tmp_path):
@@ -234,22 +304,31 @@ def test_two_processes_write_what_one_writes(tmp_path):
     one = subprocess.run([*args, str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr
     # What torchrun --nproc_per_node=2 sets up (its own parser mistakes our --run for its --run-path).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    group = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    procs = [subprocess.Popen([*args, str(tmp_path / "two")], env={**env, **group, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-    assert listing(tmp_path / "one") == listing(tmp_path / "two")
-    for k in range(3):
-        a, _ = read_sdf_h5(tmp_path / "one" / "sdf" / f"gaussian{k:03d}.h5")
-        b, _ = read_sdf_h5(tmp_path / "two" / "sdf" / f"gaussian{k:03d}.h5")
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and [s["index"] for s in summary["sequences"]] == [0, 1, 2]
+    for extra, one_out, two_out in (([], "one", "two"), (["--plausible", "--redraws", "2"], "one-p", "two-p")):
+        if extra:  # redrawing implausible cells: the kept codes do not depend on the processes either
+            one = subprocess.run([*args, str(tmp_path / one_out), *extra], capture_output=True, text=True, env=env,
+                                 timeout=300)
+            assert one.returncode == 0, one.stderr
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        group = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs = [subprocess.Popen([*args, str(tmp_path / two_out), *extra],
+                                  env={**env, **group, "RANK": str(r), "LOCAL_RANK": str(r)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+        assert listing(tmp_path / one_out) == listing(tmp_path / two_out)
+        for k in range(3):
+            a, _ = read_sdf_h5(tmp_path / one_out / "sdf" / f"gaussian{k:03d}.h5")
+            b, _ = read_sdf_h5(tmp_path / two_out / "sdf" / f"gaussian{k:03d}.h5")
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        summary = json.loads((tmp_path / two_out / "summary.json").read_text())
+        assert summary["world_size"] == 2 and [s["index"] for s in summary["sequences"]] == [0, 1, 2]
+        alone = json.loads((tmp_path / one_out / "summary.json").read_text())
+        assert [s.get("draw") for s in summary["sequences"]] == [s.get("draw") for s in alone["sequences"]]
+        assert summary["screen"] == alone["screen"] and (summary["screen"] is not None) == bool(extra)
 
 
 def test_synthesis_figures():
