@@ -17,7 +17,7 @@ written into a temporary copy; the run given is not changed.
 
 Usage::
 
-    python benchmarks/plausible_sets.py --data-dir ../shared/data/real     # about 8 minutes on 2 CPU cores
+    python benchmarks/plausible_sets.py --data-dir ../shared/data/real     # about 5 minutes on 2 CPU cores
     python benchmarks/plausible_sets.py --run runs/celegans --strategies gmm --n 8
 """
 
