@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axes", default=None, help="axis order of TIFF sources whose metadata are wrong, e.g. TZYX")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
                    help="turn each cell to its canonical pose (default: the profile's, on in quick)")
+    p.add_argument("--daughter-shift", type=float, default=None, metavar="VOXELS",
+                   help="divisions: move each daughter this many voxels from the other (default: the profile's, 2)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="refuse cells cut by the field of view, volume jumps, tracks with gaps (default: warn)")
     p.add_argument("--seed", type=_non_negative, default=None)
@@ -222,7 +224,8 @@ def _prepare(args) -> str:
     from cellnb.prepare import prepare
 
     given = _given(args, n_sequences="n_sequences", frames="frames", size="size", seed="seed", kind="kind",
-                   spacing="spacing", axes="axes", align="align", strict="strict")
+                   spacing="spacing", axes="axes", align="align", daughter_shift="daughter_shift",
+                   strict="strict")
     config = _profile(args).data.replace(**given)
     s = prepare(args.source, args.out, config, data_dir=args.data_dir, overwrite=args.overwrite,
                 progress=not args.quiet)

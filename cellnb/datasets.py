@@ -598,6 +598,7 @@ def celegans_divisions(
     before: int | None = None,
     max_sequences: int | None = None,
     align: bool = False,
+    daughter_shift: float = 0.0,
     progress: bool = True,
 ) -> tuple[list[MaskSequence], list[tuple[str, str]]]:
     """Division sequences of the C. elegans embryo: mother, then its two daughters.
@@ -607,7 +608,8 @@ def celegans_divisions(
     right after her last frame, a window of ``frames`` consecutive time points
     (her last ``before``, their first ``frames - before``), glitch frames
     re-timed or rebuilt (:mod:`cellnb.repair`), cropped into one cube and
-    resampled isotropically to ``size^3``, the daughters apart.
+    resampled isotropically to ``size^3``, the daughters apart (and moved
+    ``daughter_shift`` voxels further apart, :func:`cellnb.lineage.sequences_from_lineage`).
 
     Returns
     -------
@@ -622,6 +624,7 @@ def celegans_divisions(
     check_arguments(kind="divisions", n_frames=frames, size=size, before=before, max_sequences=max_sequences)
     source, lineage = celegans_lineage(data_dir, progress=progress)
     sequences, skipped, _ = sequences_from_lineage(source, lineage, kind="divisions", n_frames=frames, size=size,
-                                                   before=before, align=align, max_sequences=max_sequences,
+                                                   before=before, align=align, daughter_shift=daughter_shift,
+                                                   max_sequences=max_sequences,
                                                    progress=progress)
     return sequences, skipped

@@ -409,7 +409,11 @@ def _fill_between_nodes(out: np.ndarray, values: np.ndarray, nodes, slab: int = 
 
     Between two nodes 2 voxels apart the voxel gets their mean; axis by
     axis, in slabs of ``slab`` planes so that no temporary is frame-sized.
+    A pass along one axis also averages lanes of the later axes that hold no
+    value yet (a later pass overwrites them), so ``out`` is zeroed first:
+    whatever it held (``np.empty``: NaN or inf bits) never enters the sums.
     """
+    out.fill(0.0)
     out[np.ix_(*nodes)] = values
     for axis in range(3):
         n = out.shape[axis]

@@ -24,7 +24,9 @@ C. elegans embryo (:mod:`cellnb.datasets`).  Three kinds of sequences:
 
 Each sequence is cropped into one cube for all its frames (centred on its
 voxels, side its physical extent and a margin), optionally turned to its
-canonical pose (:func:`cellnb.sdf.canonical_rotation`), and resampled
+canonical pose (:func:`cellnb.sdf.canonical_rotation`; a division to the
+pose of its daughters, the plane between them in the middle of the cube, so
+that the thin gap between daughters lies at one place in every sequence), and resampled
 isotropically from physical coordinates, so anisotropic voxels (a z step of
 several pixels) keep the cell's proportions.  Every sequence records its
 voxel size in micrometres.
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 KINDS = ("divisions", "tracks", "cells")
 CROP_MARGIN = 0.15  # cube side = the sequence's extent around its centre, enlarged this much on each side
 _CROP_PAD = 2  # background voxels kept around a label's bounding box for its distance transform
+_GAP_CUTS = 256  # planes tried between the daughters by _division_rotation
 MIN_TRACK_SHARE = 0.5  # a track needs at least this share of the requested frames (no inventing a life)
 
 
@@ -190,17 +193,66 @@ def _gather(frames: Frames, requests: list[_Request], build, *, max_sequences, p
     return built
 
 
-def _cube(crops, spacing, size: int, *, align: bool):
-    """The cube of a sequence: ``(resample(crop, offset) -> cube mask, side in um, rotation or None)``.
+def _division_rotation(points, first, second):
+    """The pose of a division: the first axis from the larger daughter's centroid to the other's.
+
+    ``points`` are all the sequence's voxel centres, ``first`` and ``second``
+    the daughters' (physical units, one row each).  The other two axes are the
+    principal axes of ``points`` across the division axis, signed by their
+    third moment like :func:`cellnb.sdf.canonical_rotation`; ``det = +1``.
+    Returns ``(rotation, gap)``: the axes as columns, and the position along
+    the first axis of the plane that best separates the daughters' voxels
+    (fewest on the wrong side, over all their frames).
+    """
+    if len(second) > len(first):
+        first, second = second, first
+    u = _unit(second.mean(axis=0) - first.mean(axis=0))
+    across = np.eye(3) - np.outer(u, u)
+    centred = (points - points.mean(axis=0)) @ across
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred)
+    others = eigvec[:, np.argsort(eigval)[::-1][:2]]
+    skew = np.mean((centred @ others) ** 3, axis=0)
+    rotation = np.column_stack([u, others * np.where(skew < 0, -1.0, 1.0)])
+    if np.linalg.det(rotation) < 0:
+        rotation[:, 2] *= -1.0
+    a, b = np.sort(first @ u), np.sort(second @ u)
+    cuts = np.linspace(b[0], a[-1], _GAP_CUTS) if b[0] < a[-1] else np.array([0.5 * (a[-1] + b[0])])
+    wrong = len(a) - np.searchsorted(a, cuts) + np.searchsorted(b, cuts)
+    best = np.flatnonzero(wrong == wrong.min())
+    return rotation, 0.5 * (cuts[best[0]] + cuts[best[-1]])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_shift: float = 0.0):
+    """The cube of a sequence: ``(resample(crop, offset, apart=0) -> cube mask, side in um, rotation or None)``.
 
     Centred on the middle of the crops' voxels along the cube's axes, its side
     the largest physical extent along them, enlarged by :data:`CROP_MARGIN`
     on each side; the axes are the canonical pose of all the crops' voxels
-    together when ``align``, else the array axes.
+    together when ``align``, else the array axes.  A division (``daughters``:
+    the two daughters' crops) is aligned on its daughters instead
+    (:func:`_division_rotation`), and centred along the division axis on the
+    plane between them, so that every division's gap lies at the same place
+    in the cube.  ``resample(..., apart=-1 or 1)`` moves a crop of the first
+    or second daughter ``daughter_shift`` cube voxels away from the other
+    along the line through their centroids.
     """
     spacing = np.asarray(spacing, dtype=float)
-    points = np.concatenate([(np.argwhere(crop) + offset) * spacing for crop, offset in crops])
-    if align:
+
+    def voxels(parts):
+        return np.concatenate([(np.argwhere(crop) + offset) * spacing for crop, offset in parts])
+
+    points = voxels(crops)
+    gap, towards = None, np.zeros(3)
+    if daughters is not None:
+        first, second = (voxels(parts) for parts in daughters)
+        towards = _unit(second.mean(axis=0) - first.mean(axis=0))  # from the first daughter to the second
+    if align and daughters is not None:
+        rotation, gap = _division_rotation(points, first, second)
+    elif align:
         shape = np.ptp(points, axis=0) / spacing + 1
         canvas = np.zeros(np.ceil(shape).astype(int) + 1, dtype=bool)
         low = points.min(axis=0)
@@ -211,11 +263,18 @@ def _cube(crops, spacing, size: int, *, align: bool):
     half = 0.5 * spacing @ np.abs(rotation)
     along = points @ rotation
     lo, hi = along.min(axis=0) - half, along.max(axis=0) + half
-    center = (rotation @ ((lo + hi) / 2.0)) / spacing  # voxel index of the source volume
+    if gap is not None:
+        reach = max(gap - lo[0], hi[0] - gap)
+        lo[0], hi[0] = gap - reach, gap + reach
     side = float(np.max(hi - lo)) * (1.0 + 2.0 * CROP_MARGIN)
+    shift = towards * daughter_shift * side / size  # physical
+    moved = 2.0 * np.abs(shift @ rotation)  # the moved daughters' extent, along each cube axis
+    side = max(side, float(np.max(hi - lo + moved)) * (1.0 + CROP_MARGIN))  # half the margin left beside them
+    center = (rotation @ ((lo + hi) / 2.0)) / spacing  # voxel index of the source volume
 
-    def resample(crop, offset):
-        return resample_to_cube(np.pad(crop, _CROP_PAD), center=center - (offset - _CROP_PAD), side=side,
+    def resample(crop, offset, apart: int = 0):
+        moved = offset - _CROP_PAD + apart * shift / spacing
+        return resample_to_cube(np.pad(crop, _CROP_PAD), center=center - moved, side=side,
                                 size=size, spacing=spacing, rotation=rotation if align else None)
 
     return resample, side, rotation if align else None
@@ -264,7 +323,8 @@ def _plan_divisions(lineage: Lineage, n_frames: int, frames: int, before: int):
     return requests, skipped
 
 
-def _build_division(r: _Request, lineage: Lineage, frames: Frames, *, size, before, after, align, findings):
+def _build_division(r: _Request, lineage: Lineage, frames: Frames, *, size, before, after, align, daughter_shift,
+                    findings):
     mother, d1, d2 = r.cells
     span = r.mother_frames + r.daughter_frames
     n_mother = len(r.mother_frames)
@@ -280,9 +340,12 @@ def _build_division(r: _Request, lineage: Lineage, frames: Frames, *, size, befo
         return repair.rejected
     inputs = [key(i, c) for i, c in repair.inputs() if key(i, c) in r.crops]
     in_window = set(span[repair.start : repair.stop])
-    resample, side, rotation = _cube([r.crops[k] for k in inputs if k[0] in in_window], frames.spacing, size,
-                                     align=align)
-    cubes = {k: resample(*r.crops[k]) for k in inputs}
+    window = [k for k in inputs if k[0] in in_window]
+    daughters = [[r.crops[k] for k in window if k[1] == cell] for cell in (d1, d2)]
+    resample, side, rotation = _cube([r.crops[k] for k in window], frames.spacing, size, align=align,
+                                     daughters=daughters if all(daughters) else None, daughter_shift=daughter_shift)
+    apart = {mother: 0, d1: -1, d2: 1}
+    cubes = {k: resample(*r.crops[k], apart=apart[k[1]]) for k in inputs}
     cells, _ = repair_division_window(
         [cubes.get(key(i, 0)) for i in range(n_mother)],
         [tuple(cubes.get(key(i, c)) for c in (1, 2)) for i in range(n_mother, len(span))],
@@ -366,7 +429,7 @@ def check_arguments(*, kind: str, n_frames: int, size: int, before: int | None, 
 
 def sequences_from_lineage(frames: Frames, lineage: Lineage, *, kind: str = "divisions", n_frames: int = 12,
                            size: int = 48, before: int | None = None, align: bool = False,
-                           max_sequences: int | None = None, strict: bool = False,
+                           daughter_shift: float = 0.0, max_sequences: int | None = None, strict: bool = False,
                            progress: bool = True) -> tuple[list[MaskSequence], list[tuple[str, str]], list[str]]:
     """Mask sequences of a tracked time-lapse (module docstring).
 
@@ -384,6 +447,10 @@ def sequences_from_lineage(frames: Frames, lineage: Lineage, *, kind: str = "div
         Divisions: mother frames in the window (default ``n_frames // 2``).
     align : bool
         Turn each sequence to its canonical pose.
+    daughter_shift : float
+        Divisions: move each daughter this many cube voxels away from the
+        other along the line through their centroids (shapes and volumes
+        kept), widening the background gap between them by twice that.
     max_sequences : int, optional
         Stop after this many sequences (the earliest in time).
     strict : bool
@@ -403,7 +470,7 @@ def sequences_from_lineage(frames: Frames, lineage: Lineage, *, kind: str = "div
 
         def build(r):
             return _build_division(r, lineage, frames, size=int(size), before=before, after=int(n_frames) - before,
-                                   align=align, findings=findings)
+                                   align=align, daughter_shift=daughter_shift, findings=findings)
     else:
         requests, skipped = _plan_tracks(lineage, int(n_frames), kind)
 

@@ -6,6 +6,7 @@ trained here on the analytic shapes.
 """
 
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -177,6 +178,25 @@ def test_narrow_band_equals_dense_on_uneven_grids(tiny, shape):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc (Linux)")
+@pytest.mark.parametrize("shape", [(9, 9, 9), (8, 11, 10)])
+def test_filling_between_nodes_is_trilinear_whatever_the_frame_held(shape):
+    """Bug: the filling summed lanes of a frame made by np.empty (inf bits: 'invalid value' warnings).
+
+    A linear function is reproduced exactly by trilinear interpolation from
+    its values at the nodes, in a frame that held +inf and -inf before.
+    """
+    from cellnb.field import _fill_between_nodes, _nodes
+
+    nodes = [_nodes(n, 2) for n in shape]
+    linear = lambda i, j, k: 0.5 + 2.0 * i - 1.0 * j + 0.25 * k  # noqa: E731
+    out = np.full(shape, np.inf, dtype=np.float32)
+    out[::4] = -np.inf  # rows 0 and 2 of a lane: inf - inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fill_between_nodes(out, linear(*np.meshgrid(*nodes, indexing="ij")).astype(np.float32), nodes)
+    np.testing.assert_allclose(out, linear(*np.indices(shape)), atol=1e-5)
+
+
 def test_narrow_band_work_memory_is_a_fraction_of_the_frame():
     # A 256^3 frame: the output takes 64 MiB; the coarse-to-fine work (levels of at most 1/8 of the
     # grid, the voxels of the band at the last one) adds at most 1.5 frames (measured 1.1; it was 4-5).

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage
 
 from cellnb.cli import main
 from cellnb.io import read_sdf_h5
@@ -110,6 +111,74 @@ def test_tracks_and_static_cells_keep_their_physical_proportions(movie, tmp_path
                                                     spacing=(1.0, 1.0, 1.0)), progress=False)
     flat = [extents(read_sdf_h5(p)[0][0] < 0, read_sdf_h5(p)[1]["spacing"]) for p in DataDir(flattened).files()]
     assert all(z / x < 0.5 * (2 * 4.0) / (2 * 2.5) for z, _, x in flat)  # truth: z / x >= 8 / 5 for every cell
+
+
+def oblique_division(shape=(44, 44, 44)):
+    """(T, Z, Y, X) labels of one division along an oblique axis, daughters of radii 7 and 4.5 voxels.
+
+    Returns the labels, the division axis (unit, pointing from the larger
+    daughter to the smaller) and the frame of the division.  The gap between
+    the daughters lies well off the middle of the cells' extent, which is
+    where a crop centred on the cells would put it.
+    """
+    axis = np.array([1.0, 2.0, 2.0]) / 3.0
+    grid = np.indices(shape).transpose(1, 2, 3, 0).astype(float)
+    centre = np.array(shape) / 2.0
+    ball = lambda c, r: np.linalg.norm(grid - c, axis=-1) <= r  # noqa: E731
+    out = np.zeros((8, *shape), np.uint16)
+    for t in range(4):
+        out[t][ball(centre + 1.0 * axis, 8.0 + 0.2 * t)] = 1
+    for t in range(4, 8):
+        out[t][ball(centre - (8.0 + 0.2 * t) * axis, 7.0)] = 2
+        out[t][ball(centre + (4.0 + 0.2 * t) * axis, 4.5)] = 3
+    return out, axis, 4
+
+
+def daughters_along_first_axis(frame):
+    """The larger and the smaller daughter of a frame: (cube indices along axis 0, physical volume in voxels)."""
+    parts, _ = ndimage.label(frame, np.ones((3, 3, 3)))
+    sizes = np.bincount(parts.ravel())[1:]
+    return [(np.argwhere(parts == k + 1)[:, 0], sizes[k]) for k in np.argsort(sizes)[::-1]]
+
+
+def test_a_division_is_aligned_on_its_daughters_with_the_gap_in_the_middle_of_the_cube(tmp_path):
+    """With align, every division's daughters lie along the cube's first axis, the larger one first, and
+    the plane between them is the cube's middle plane: the gap sits at one place in every sequence."""
+    labels, axis, division = oblique_division()
+    tra = write_ctc(tmp_path / "ctc", labels, [(1, 0, 3, 0), (2, 4, 7, 1), (3, 4, 7, 1)])
+    config = DataConfig(frames=8, size=40, holdout=0.0, spacing=(1.0, 1.0, 1.0), align=True, daughter_shift=0.0)
+    prepare(f"ctc:{tra}", tmp_path / "d", config, progress=False)
+    (path,) = DataDir(tmp_path / "d").files()
+    sdf, record = read_sdf_h5(path)
+    masks = sdf < 0
+    assert component_counts(masks).tolist() == [1] * division + [2] * (8 - division)
+    rotation = np.asarray(record["meta"]["rotation"])  # rows: the cube's axes in the source's (Z, Y, X) frame
+    assert abs(rotation[0] @ axis) > 0.999
+    for frame in masks[division:]:
+        (big, _), (small, _) = daughters_along_first_axis(frame)
+        assert big.mean() < small.mean()  # the larger daughter on the low side of the first axis
+        gap = 0.5 * (big.max() + small.min())  # cube index of the plane between the daughters
+        assert abs(gap - (40 - 1) / 2.0) <= 1.0, gap
+
+
+def test_daughter_shift_widens_the_gap_by_twice_the_shift_and_keeps_the_daughters(tmp_path):
+    """The gap between the daughters widens by 2 x 2 cube voxels at daughter_shift 2; each keeps its volume."""
+    labels, _, division = oblique_division()
+    tra = write_ctc(tmp_path / "ctc", labels, [(1, 0, 3, 0), (2, 4, 7, 1), (3, 4, 7, 1)])
+    found = {}
+    for shift in (0.0, 2.0):
+        config = DataConfig(frames=8, size=40, holdout=0.0, spacing=(1.0, 1.0, 1.0), align=True,
+                            daughter_shift=shift)
+        prepare(f"ctc:{tra}", tmp_path / str(shift), config, progress=False)
+        (path,) = DataDir(tmp_path / str(shift)).files()
+        sdf, record = read_sdf_h5(path)
+        step = record["spacing"][0]  # um per cube voxel (the source is 1 um per voxel)
+        daughters = [daughters_along_first_axis(frame) for frame in (sdf < 0)[division:]]
+        found[shift] = (np.mean([(small.min() - big.max() - 1) * step for (big, _), (small, _) in daughters]),
+                        np.array([[big_n, small_n] for (_, big_n), (_, small_n) in daughters]) * step**3, step)
+    (gap0, volumes0, _), (gap2, volumes2, step) = found[0.0], found[2.0]
+    assert abs(gap2 - gap0 - 4.0 * step) <= 0.5 * step, (gap0, gap2, step)  # physical, frames averaged
+    np.testing.assert_allclose(volumes2, volumes0, rtol=0.05)  # resampled at another step
 
 
 def write_ctc(folder, labels, lines):
