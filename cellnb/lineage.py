@@ -193,20 +193,21 @@ def _gather(frames: Frames, requests: list[_Request], build, *, max_sequences, p
     return built
 
 
-def _division_rotation(points, first, second):
+def _division_rotation(points, first, second, towards):
     """The pose of a division: the first axis from the larger daughter's centroid to the other's.
 
     ``points`` are all the sequence's voxel centres, ``first`` and ``second``
-    the daughters' (physical units, one row each).  The other two axes are the
+    the daughters' (physical units, one row each), ``towards`` the unit vector
+    from the first daughter's centroid to the second's.  The other two axes are the
     principal axes of ``points`` across the division axis, signed by their
     third moment like :func:`cellnb.sdf.canonical_rotation`; ``det = +1``.
     Returns ``(rotation, gap)``: the axes as columns, and the position along
     the first axis of the plane that best separates the daughters' voxels
     (fewest on the wrong side, over all their frames).
     """
+    u = towards
     if len(second) > len(first):
-        first, second = second, first
-    u = _unit(second.mean(axis=0) - first.mean(axis=0))
+        first, second, u = second, first, -towards
     across = np.eye(3) - np.outer(u, u)
     centred = (points - points.mean(axis=0)) @ across
     eigval, eigvec = np.linalg.eigh(centred.T @ centred)
@@ -220,10 +221,6 @@ def _division_rotation(points, first, second):
     wrong = len(a) - np.searchsorted(a, cuts) + np.searchsorted(b, cuts)
     best = np.flatnonzero(wrong == wrong.min())
     return rotation, 0.5 * (cuts[best[0]] + cuts[best[-1]])
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
 
 
 def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_shift: float = 0.0):
@@ -249,9 +246,10 @@ def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_sh
     gap, towards = None, np.zeros(3)
     if daughters is not None:
         first, second = (voxels(parts) for parts in daughters)
-        towards = _unit(second.mean(axis=0) - first.mean(axis=0))  # from the first daughter to the second
+        towards = second.mean(axis=0) - first.mean(axis=0)
+        towards /= np.linalg.norm(towards)  # unit, from the first daughter to the second
     if align and daughters is not None:
-        rotation, gap = _division_rotation(points, first, second)
+        rotation, gap = _division_rotation(points, first, second, towards)
     elif align:
         shape = np.ptp(points, axis=0) / spacing + 1
         canvas = np.zeros(np.ceil(shape).astype(int) + 1, dtype=bool)
@@ -268,8 +266,8 @@ def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_sh
         lo[0], hi[0] = gap - reach, gap + reach
     side = float(np.max(hi - lo)) * (1.0 + 2.0 * CROP_MARGIN)
     shift = towards * daughter_shift * side / size  # physical
-    moved = 2.0 * np.abs(shift @ rotation)  # the moved daughters' extent, along each cube axis
-    side = max(side, float(np.max(hi - lo + moved)) * (1.0 + CROP_MARGIN))  # half the margin left beside them
+    widened = 2.0 * np.abs(shift @ rotation)  # what moving the daughters adds to the extent along each cube axis
+    side = max(side, float(np.max(hi - lo + widened)) * (1.0 + CROP_MARGIN))  # half the margin left beside them
     center = (rotation @ ((lo + hi) / 2.0)) / spacing  # voxel index of the source volume
 
     def resample(crop, offset, apart: int = 0):
