@@ -230,7 +230,7 @@ def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_sh
     the largest physical extent along them, enlarged by :data:`CROP_MARGIN`
     on each side; the axes are the canonical pose of all the crops' voxels
     together when ``align``, else the array axes.  A division (``daughters``:
-    the two daughters' crops) is aligned on its daughters instead
+    for each daughter, the positions of her crops in ``crops``) is aligned on its daughters instead
     (:func:`_division_rotation`), and centred along the division axis on the
     plane between them, so that every division's gap lies at the same place
     in the cube.  ``resample(..., apart=-1 or 1)`` moves a crop of the first
@@ -238,14 +238,11 @@ def _cube(crops, spacing, size: int, *, align: bool, daughters=None, daughter_sh
     along the line through their centroids.
     """
     spacing = np.asarray(spacing, dtype=float)
-
-    def voxels(parts):
-        return np.concatenate([(np.argwhere(crop) + offset) * spacing for crop, offset in parts])
-
-    points = voxels(crops)
+    each = [(np.argwhere(crop) + offset) * spacing for crop, offset in crops]  # voxel centres, physical
+    points = np.concatenate(each)
     gap, towards = None, np.zeros(3)
     if daughters is not None:
-        first, second = (voxels(parts) for parts in daughters)
+        first, second = (np.concatenate([each[i] for i in which]) for which in daughters)
         towards = second.mean(axis=0) - first.mean(axis=0)
         towards /= np.linalg.norm(towards)  # unit, from the first daughter to the second
     if align and daughters is not None:
@@ -339,7 +336,7 @@ def _build_division(r: _Request, lineage: Lineage, frames: Frames, *, size, befo
     inputs = [key(i, c) for i, c in repair.inputs() if key(i, c) in r.crops]
     in_window = set(span[repair.start : repair.stop])
     window = [k for k in inputs if k[0] in in_window]
-    daughters = [[r.crops[k] for k in window if k[1] == cell] for cell in (d1, d2)]
+    daughters = [[i for i, k in enumerate(window) if k[1] == cell] for cell in (d1, d2)]
     resample, side, rotation = _cube([r.crops[k] for k in window], frames.spacing, size, align=align,
                                      daughters=daughters if all(daughters) else None, daughter_shift=daughter_shift)
     apart = {mother: 0, d1: -1, d2: 1}
