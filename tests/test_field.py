@@ -177,7 +177,6 @@ def test_narrow_band_equals_dense_on_uneven_grids(tiny, shape):
         assert n_eval < dense.size / 3
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc (Linux)")
 @pytest.mark.parametrize("shape", [(9, 9, 9), (8, 11, 10)])
 def test_filling_between_nodes_is_trilinear_whatever_the_frame_held(shape):
     """Bug: the filling summed lanes of a frame made by np.empty (inf bits: 'invalid value' warnings).
@@ -197,6 +196,7 @@ def test_filling_between_nodes_is_trilinear_whatever_the_frame_held(shape):
     np.testing.assert_allclose(out, linear(*np.indices(shape)), atol=1e-5)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc (Linux)")
 def test_narrow_band_work_memory_is_a_fraction_of_the_frame():
     # A 256^3 frame: the output takes 64 MiB; the coarse-to-fine work (levels of at most 1/8 of the
     # grid, the voxels of the band at the last one) adds at most 1.5 frames (measured 1.1; it was 4-5).
